@@ -1,0 +1,53 @@
+"""The one command line of optical-ref: ``python -m optical_ref COMMAND ...``.
+
+Each command lives in its own module; this file only parses arguments and dispatches, importing the
+heavy modules (torch, transformers) only for the command that needs them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+COMMANDS = {
+    # name: (module, one-line help)
+    "compare": ("optical_ref.compare", "the OT-vs-KD comparison on reduced MTOP (the main job)"),
+    "data-summary": ("optical_ref.data.summary", "where the data is, what it holds, checksums"),
+    "fetch-mtop": ("optical_ref.data.fetch", "download and unpack the official MTOP archive (needs network)"),
+    "bench": ("optical_ref.bench", "benchmarks: sinkhorn | distill"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m optical_ref",
+        description="optical-ref: optimal-transport distillation (OPTICAL) vs knowledge distillation, "
+        "a readable reference implementation.",
+    )
+    parser.add_argument("--version", action="version", version=f"optical-ref {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = __import__(module, fromlist=["add_arguments"])
+        except ModuleNotFoundError as err:
+            if err.name and err.name.startswith("optical_ref"):
+                continue  # a command whose module is not written yet
+            raise
+        command_parser = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip().splitlines()[0])
+        mod.add_arguments(command_parser)
+        command_parser.set_defaults(run=mod.main)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The README's code examples run, so the documentation cannot rot."""
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_has_python_examples():
+    assert python_blocks(), "README.md should show at least one python example"
+
+
+def test_every_readme_python_example_runs():
+    for block in python_blocks():
+        exec(compile(block, str(README), "exec"), {})
+
+
+def test_readme_quick_start_names_the_ci_test_command():
+    text = README.read_text(encoding="utf-8")
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert ".venv/bin/python -m pytest -q" in text and ".venv/bin/python -m pytest -q" in ci
+    assert "python -m optical_ref compare" in text
