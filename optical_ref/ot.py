@@ -306,24 +306,44 @@ def _sinkhorn_log(a, b, C, eps, tol, max_iter) -> SinkhornResult:
 
 
 def _sinkhorn_kernel(a, b, C, eps, tol, max_iter) -> SinkhornResult:
+    # Points with zero mass carry nothing: solve on the support (a > 0, b > 0) and put zeros back,
+    # so that every division below is by a positive number unless the kernel breaks down.
+    rows, cols = a > 0, b > 0
+    if not (rows.all() and cols.all()):
+        inner = _sinkhorn_kernel(a[rows], b[cols], C[np.ix_(rows, cols)], eps, tol, max_iter)
+        return _embed(inner, rows, cols, C)
+
     K = np.exp(-C / eps)                                                                  # (1)
-    _check_kernel_rows_and_columns(K, a, b, eps)
-    u, v = np.ones_like(a), np.ones_like(b)
+    if np.any(K.sum(axis=1) == 0) or np.any(K.sum(axis=0) == 0):
+        raise SinkhornBreakdownError(_breakdown_message("whole rows or columns of K underflow to zero", eps))
+    v = np.ones_like(b)
 
     Kv = K @ v
-    for n_iter in range(1, max_iter + 1):
-        u = _scaling(a, Kv, "u", eps)                                                     # (2)
-        v = _scaling(b, K.T @ u, "v", eps)                                                # (3)
-        # Row sums of diag(u) K diag(v) are u * (K v); K v is also what the next (2) needs.
-        Kv = K @ v
-        marginal_error = float(np.abs(u * Kv - a).sum())
-        if marginal_error <= tol:
-            break
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # breakdown is checked below
+        for n_iter in range(1, max_iter + 1):
+            u = a / Kv                                                                    # (2)
+            v = b / (K.T @ u)                                                             # (3)
+            # Row sums of diag(u) K diag(v) are u * (K v); K v is also what the next (2) needs.
+            Kv = K @ v
+            marginal_error = float(np.abs(u * Kv - a).sum())
+            # A zero in K v or K^T u makes u or v infinite, and that always reaches the error as inf or NaN.
+            if not np.isfinite(marginal_error):
+                raise SinkhornBreakdownError(_breakdown_message("the scalings u, v under- or overflow", eps))
+            if marginal_error <= tol:
+                break
 
     plan = u[:, None] * K * v[None, :]                                                    # (1)
-    with np.errstate(divide="ignore"):
-        f, g = eps * np.log(u), eps * np.log(v)
-    return SinkhornResult(plan, f, g, frobenius(plan, C), n_iter, marginal_error, marginal_error <= tol)
+    return SinkhornResult(plan, eps * np.log(u), eps * np.log(v), frobenius(plan, C), n_iter,
+                          marginal_error, marginal_error <= tol)
+
+
+def _embed(inner: SinkhornResult, rows, cols, C) -> SinkhornResult:
+    """Put a solution on the support back into the full (n, m) problem: zeros and -inf potentials."""
+    plan = np.zeros(C.shape)
+    plan[np.ix_(rows, cols)] = inner.plan
+    f, g = np.full(C.shape[0], -np.inf), np.full(C.shape[1], -np.inf)
+    f[rows], g[cols] = inner.f, inner.g
+    return SinkhornResult(plan, f, g, inner.cost, inner.n_iter, inner.marginal_error, inner.converged)
 
 
 def _breakdown_message(what: str, eps: float) -> str:
@@ -332,30 +352,6 @@ def _breakdown_message(what: str, eps: float) -> str:
         "in floating point at this eps relative to the cost scale; use method='log' (stable for any eps) "
         "or a larger eps."
     )
-
-
-def _check_kernel_rows_and_columns(K, a, b, eps) -> None:
-    """A row (column) of K that is all zero can carry no mass: the kernel iteration would divide by 0.
-
-    Isolated zeros in K are harmless (the problem stays solvable); only whole rows or columns with
-    positive mass are a breakdown.
-    """
-    dead_rows = (K.sum(axis=1) == 0) & (a > 0)
-    dead_cols = (K.sum(axis=0) == 0) & (b > 0)
-    if dead_rows.any() or dead_cols.any():
-        where = f"{int(dead_rows.sum())} row(s) and {int(dead_cols.sum())} column(s) of K underflow to zero"
-        raise SinkhornBreakdownError(_breakdown_message(where, eps))
-
-
-def _scaling(mass: np.ndarray, kernel_marginal: np.ndarray, name: str, eps: float) -> np.ndarray:
-    """mass / kernel_marginal, with 0 where the mass is 0; raises on underflow or overflow."""
-    if np.any((kernel_marginal == 0) & (mass > 0)) or not np.all(np.isfinite(kernel_marginal)):
-        raise SinkhornBreakdownError(_breakdown_message(f"the update of {name} divides by 0 or inf", eps))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaling = np.where(mass > 0, mass / kernel_marginal, 0.0)
-    if not np.all(np.isfinite(scaling)):
-        raise SinkhornBreakdownError(_breakdown_message(f"the scaling {name} overflows to inf", eps))
-    return scaling
 
 
 # --------------------------------------------------------------------------------------------------

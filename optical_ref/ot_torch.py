@@ -219,52 +219,63 @@ def _iterations(n_iter, max_iter, check_every):
 
 
 def _iterate_log(a, b, C, mask_a, mask_b, real, *, eps, n_iter, tol, max_iter, check_every):
+    # Potentials in units of eps (phi = f/eps, gamma = g/eps) save two multiplications per update, and a
+    # contiguous transposed copy of C/eps makes both log-sum-exps reduce over the last, contiguous axis.
     log_a, log_b = torch.log(a), torch.log(b)          # -inf on padding: zero mass
-    minus_C_over_eps = -C / eps
-    g = torch.zeros_like(b).masked_fill(~mask_b, float("-inf"))
+    C_over_eps = C / eps
+    CT_over_eps = C_over_eps.transpose(1, 2).contiguous()
+    gamma = torch.zeros_like(b).masked_fill(~mask_b, float("-inf"))
 
-    log_Kv = torch.logsumexp(minus_C_over_eps + g[:, None, :] / eps, dim=2)                # (B, n)
+    log_Kv = torch.logsumexp(gamma[:, None, :] - C_over_eps, dim=2)                        # (B, n)
     for it, check in _iterations(n_iter, max_iter, check_every):
-        f = eps * (log_a - log_Kv)                                                          # (5)
-        g = eps * (log_b - torch.logsumexp(minus_C_over_eps + f[:, :, None] / eps, dim=1))  # (6)
-        log_Kv = torch.logsumexp(minus_C_over_eps + g[:, None, :] / eps, dim=2)
-        if check and bool((_row_error_log(f, log_Kv, a, eps) <= tol).all()):
+        phi = log_a - log_Kv                                                                # (5) / eps
+        gamma = log_b - torch.logsumexp(phi[:, None, :] - CT_over_eps, dim=2)              # (6) / eps
+        log_Kv = torch.logsumexp(gamma[:, None, :] - C_over_eps, dim=2)
+        if check and bool((_row_error_log(phi, log_Kv, a) <= tol).all()):
             break
-    plan = torch.exp(minus_C_over_eps + (f[:, :, None] + g[:, None, :]) / eps)               # (4)
-    return plan, f, g, it, _row_error_log(f, log_Kv, a, eps)
+    plan = torch.exp(phi[:, :, None] + gamma[:, None, :] - C_over_eps)                      # (4)
+    return plan, eps * phi, eps * gamma, it, _row_error_log(phi, log_Kv, a)
 
 
-def _row_error_log(f, log_Kv, a, eps):
+def _row_error_log(phi, log_Kv, a):
     with torch.no_grad():  # rows of the plan sum to exp(f_i/eps) (K e^{g/eps})_i, see ot.py
-        return (torch.exp(f / eps + log_Kv) - a).abs().sum(dim=1)
+        return (torch.exp(phi + log_Kv) - a).abs().sum(dim=1)
 
 
 def _iterate_kernel(a, b, C, mask_a, mask_b, real, *, eps, n_iter, tol, max_iter, check_every):
-    K = torch.exp(-C / eps) * real                                                          # (1)
-    dead = ((K.sum(2) == 0) & mask_a).any() or ((K.sum(1) == 0) & mask_b).any()
-    if dead:
+    # Padded entries have C = 0, so K = 1 there: every row and column sum of K stays positive, a = 0
+    # on padded rows gives u = 0 / (K v) = 0 exactly (and b = 0 gives v = 0), and the plan u K v is
+    # exactly zero on padding without any masking inside the loop.
+    K = torch.exp(-C / eps)                                                                 # (1)
+    K_real = K * real
+    if ((K_real.sum(2) == 0) & mask_a).any() or ((K_real.sum(1) == 0) & mask_b).any():
         raise SinkhornBreakdownError(_breakdown("whole rows or columns of K underflow to zero", eps))
-    one = torch.ones((), dtype=C.dtype, device=C.device)
-    u, v = mask_a.to(C.dtype), mask_b.to(C.dtype)
+    KT = K.transpose(1, 2).contiguous()  # both products then read memory in order
+    v = mask_b.to(C.dtype)
 
-    Kv = torch.bmm(K, v[:, :, None])[:, :, 0]
+    Kv = _matvec(K, v)
     for it, check in _iterations(n_iter, max_iter, check_every):
-        # Padded rows have K v = 0 and a = 0; dividing by 1 there keeps u = 0 and the gradient finite.
-        u = a / torch.where(mask_a, Kv, one)                                                # (2)
-        KTu = torch.bmm(K.transpose(1, 2), u[:, :, None])[:, :, 0]
-        v = b / torch.where(mask_b, KTu, one)                                               # (3)
-        Kv = torch.bmm(K, v[:, :, None])[:, :, 0]
+        u = a / Kv                                                                          # (2)
+        v = b / _matvec(KT, u)                                                              # (3)
+        Kv = _matvec(K, v)
         if check:
             error = (u * Kv - a).abs().sum(dim=1).detach()
-            if not torch.isfinite(error).all():
+            if not torch.isfinite(error).all() or bool((error <= tol).all()):
                 break
-            if bool((error <= tol).all()):
-                break
-    if not (torch.isfinite(u).all() and torch.isfinite(v).all() and torch.isfinite(Kv).all()):
+    error = (u * Kv - a).abs().sum(dim=1).detach()
+    if not (torch.isfinite(error).all() and torch.isfinite(u).all() and torch.isfinite(v).all()):
         raise SinkhornBreakdownError(_breakdown("the scalings u, v over- or underflow", eps))
-    plan = u[:, :, None] * K * v[:, None, :]
+    plan = u[:, :, None] * K * v[:, None, :]                                                # (1)
     f, g = eps * torch.log(u), eps * torch.log(v)
-    return plan, f, g, it, (u * Kv - a).abs().sum(dim=1).detach()
+    return plan, f, g, it, error
+
+
+def _matvec(K, x):
+    """Batched K x. For small matrices a broadcast product and sum beats the BLAS call's fixed cost;
+    for large ones (which would need a B x n x m temporary) the BLAS product is the right tool."""
+    if K.shape[1] * K.shape[2] <= 1024:
+        return (K * x[:, None, :]).sum(dim=2)
+    return torch.bmm(K, x[:, :, None])[:, :, 0]
 
 
 def _breakdown(what, eps):
