@@ -1,0 +1,51 @@
+"""The plain records every loader returns, and the languages each dataset knows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+MTOP_LANGS = ("en", "de", "es", "fr", "hi", "th")
+MTOD_LANGS = ("en", "es", "th")
+LOW_RESOURCE_LANGS = ("hi", "th")
+
+
+class DataFormatError(ValueError):
+    """A data file does not have the expected format; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One labelled utterance in one language. ``id`` is shared by the translations of one utterance."""
+
+    id: str
+    lang: str
+    text: str
+    intent: Optional[str]
+    tokens: Optional[tuple] = None
+
+
+@dataclass(frozen=True)
+class BitextPair:
+    """An English sentence and its translation. ``intent`` is the English label, kept only for analysis
+    (the retrieval and budget views); distillation never reads a target-language label."""
+
+    id: str
+    lang: str
+    en: str
+    target: str
+    intent: Optional[str] = None
+
+
+def check_langs(langs, known, dataset: str) -> tuple:
+    """Return langs as a tuple, or raise ValueError naming the known languages."""
+    if langs is None:
+        return tuple(known)
+    if isinstance(langs, str):
+        langs = [langs]
+    langs = tuple(langs)
+    unknown = [lang for lang in langs if lang not in known]
+    if unknown:
+        raise ValueError(f"unknown language(s) {unknown} for {dataset}; known: {', '.join(known)}")
+    if not langs:
+        raise ValueError(f"no language given for {dataset}; choose from {', '.join(known)}")
+    return langs
