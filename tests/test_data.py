@@ -14,41 +14,14 @@ from optical_ref.data.paths import holds_data
 from optical_ref.data.splits import official_mtop
 from optical_ref.data.summary import summarize
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import SHARED
+
 needs_shared = pytest.mark.skipif(not holds_data(SHARED), reason=f"the shared data is not at {SHARED}")
 
 
 # ------------------------------------------------------------------------------------------------
 # Small fixtures written by the tests
 # ------------------------------------------------------------------------------------------------
-def mtop_item(item_id, intent, texts):
-    return {"id": item_id,
-            "mr": {"slot_intent": {lang: f"[IN:{intent} [SL:X y ] ]" for lang in texts}},
-            "question": texts}
-
-
-LANGS6 = ["en", "de", "es", "fr", "hi", "th"]
-
-
-def write_tiny_mtop(root: Path, n_intents=4, per_intent=12):
-    """A parallel MTOP in the shared layout: ids split over dev.json and test.json."""
-    (root / "mtop").mkdir(parents=True)
-    items = []
-    for k in range(n_intents):
-        for j in range(per_intent):
-            texts = {lang: f"{lang} sentence {k} {j}" for lang in LANGS6}
-            items.append(mtop_item(f"{k:02d}{j:03d}", f"INTENT_{k}", texts))
-    items.append(mtop_item("99999", "RARE", {lang: f"{lang} rare" for lang in LANGS6}))
-    (root / "mtop" / "dev.json").write_text(json.dumps(items[::2]), encoding="utf-8")
-    (root / "mtop" / "test.json").write_text(json.dumps(items[1::2]), encoding="utf-8")
-    return root
-
-
-@pytest.fixture
-def tiny_data(tmp_path):
-    return write_tiny_mtop(tmp_path / "data")
-
-
 TSV_LINE = "\t".join(["123", "IN:GET_WEATHER", "", "weather today", "weather", "en_XX",
                       "[IN:GET_WEATHER ]", json.dumps({"tokens": ["weather", "today"]})])
 

@@ -1,0 +1,47 @@
+r"""The distillation losses, side by side. Each takes the student's and the teacher's outputs for a batch
+of (English sentence, translation) pairs and returns a scalar; padding never enters any of them.
+
+``kd_mse``  (Reimers & Gurevych 2020)      mean_b || s_b - t_b ||^2 / d: student sentence embedding of the
+                                           translation vs the teacher's embedding of the English sentence.
+``kd_kl``   (Hinton et al. 2015)           T^2 KL(softmax(z_t / T) || softmax(z_s / T)), averaged over the
+                                           batch; the T^2 keeps gradient scale roughly constant in T.
+``ot_distill``  (OPTICAL-style)            mean_b <P_b, C_b>_F with C_ij = 1 - cos(student token i,
+                                           teacher token j) over real tokens, P_b from the torch Sinkhorn.
+``supervised_ce``                          cross-entropy with labels (the teacher, and the target-supervised
+                                           upper bound).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .ot_torch import ot_loss
+
+
+def kd_mse(student_sentence: torch.Tensor, teacher_sentence: torch.Tensor) -> torch.Tensor:
+    if student_sentence.shape != teacher_sentence.shape:
+        raise ValueError(f"kd_mse needs equal shapes, got {tuple(student_sentence.shape)} and "
+                         f"{tuple(teacher_sentence.shape)}")
+    return F.mse_loss(student_sentence, teacher_sentence)
+
+
+def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
+    if temperature <= 0:
+        raise ValueError(f"the KD temperature must be > 0, got {temperature}")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"kd_kl needs equal shapes, got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+    T = temperature
+    log_p_student = F.log_softmax(student_logits / T, dim=-1)
+    log_p_teacher = F.log_softmax(teacher_logits / T, dim=-1)
+    return T * T * F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
+
+
+def ot_distill(student_tokens, teacher_tokens, student_mask, teacher_mask, *, eps=0.05, n_iter=50,
+               grad="envelope", cost="cosine") -> torch.Tensor:
+    """Mean over the batch of the per-pair OT loss of :func:`optical_ref.ot_torch.ot_loss`."""
+    return ot_loss(student_tokens, teacher_tokens, student_mask, teacher_mask, eps=eps, cost=cost,
+                   n_iter=n_iter, grad=grad).mean()
+
+
+def supervised_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels)
