@@ -16,6 +16,8 @@ COMMANDS = {
     "data-summary": ("optical_ref.data.summary", "where the data is, what it holds, checksums"),
     "fetch-mtop": ("optical_ref.data.fetch", "download and unpack the official MTOP archive (needs network)"),
     "bench": ("optical_ref.bench", "benchmarks: sinkhorn | distill"),
+    "check": ("optical_ref.check", "grade an exercise: check EXERCISE --impl FILE.py:FUNCTION (--list)"),
+    "reference": ("optical_ref.reference.cli", "reference outputs: regenerate | verify --impl FILE.py:FUNCTION"),
 }
 
 

