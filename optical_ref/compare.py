@@ -380,7 +380,7 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
             fh.write(json.dumps(record) + "\n")
         say(f"  {desc}: intent_acc {record['intent_acc']:.3f}  knn_acc {record['knn_acc']:.3f}  "
             f"en_acc {record['en_acc']:.3f}  ({train_seconds:.1f} s)")
-        if method == _plan_method(cfg) and not plan_path.is_file():
+        if method == _plan_method(cfg) and lang == _plan_lang(cfg) and not plan_path.is_file():
             save_example_plan(student, encoder, tokenizer, setting, lang, tcfg, plan_path)
         if student is not encoder:
             del student
@@ -398,6 +398,11 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     say(f"done in {time.time() - started:.0f} s; outputs in {out.resolve()} "
         "(summary.md, results.json, results.csv, runs.jsonl, budget.png, plan.png)")
     return results
+
+
+def _plan_lang(cfg) -> str:
+    """The example plan's language: a Latin-script one when there is one (readable without extra fonts)."""
+    return next((lang for lang in cfg.langs if lang in ("de", "es", "fr")), cfg.langs[0])
 
 
 def _plan_method(cfg) -> str:
