@@ -182,16 +182,19 @@ def _mtod_setting(cfg, root) -> Setting:
     en_train = sample(load_mtod(root, "en", "train"), MTOD_TEACHER_SIZE)
     intents = sorted({u.intent for u in en_train})
     keep = set(intents)
+    tests = {lang: load_mtod(root, lang, "test") for lang in cfg.langs}
+    dropped = {lang: sum(u.intent not in keep for u in utts) for lang, utts in tests.items()}
     return Setting(
         intents=intents, en_train=en_train,
         en_dev=sample([u for u in load_mtod(root, "en", "dev") if u.intent in keep], MTOD_EVAL_SIZE),
         en_test=sample([u for u in load_mtod(root, "en", "test") if u.intent in keep], MTOD_EVAL_SIZE),
         bitext={lang: load_mtod_bitext(root, lang) for lang in cfg.langs},
         target_train={lang: load_mtod(root, lang, "train") for lang in cfg.langs},
-        target_test={lang: [u for u in load_mtod(root, lang, "test") if u.intent in keep] for lang in cfg.langs},
+        target_test={lang: [u for u in tests[lang] if u.intent in keep] for lang in cfg.langs},
         en_of_test={lang: None for lang in cfg.langs},
         description={"source": "MTOD (Schuster et al. 2019)", "data_dir": str(root),
-                     "teacher_train": len(en_train), "intents": len(intents)})
+                     "teacher_train": len(en_train), "intents": len(intents),
+                     "target_test_items_with_intents_unknown_to_the_teacher_dropped": dropped})
 
 
 def resolve_budget(budget, n_available: int, lang: str) -> int:
@@ -395,8 +398,9 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_csv(records, out / "results.csv")
     write_report(results, out)
-    say(f"done in {time.time() - started:.0f} s; outputs in {out.resolve()} "
-        "(summary.md, results.json, results.csv, runs.jsonl, budget.png, plan.png)")
+    files = [name for name in ("summary.md", "results.json", "results.csv", "runs.jsonl", "budget.png", "plan.png")
+             if (out / name).is_file()]
+    say(f"done in {time.time() - started:.0f} s; outputs in {out.resolve()} ({', '.join(files)})")
     return results
 
 

@@ -243,3 +243,13 @@ def test_the_command_line_reports_bad_settings_in_one_line(capsys):
     with pytest.raises(SystemExit) as err:
         main(["compare", "--methods", "magic"])
     assert "unknown method" in str(err.value.code)
+
+
+@needs_shared
+def test_the_mtod_setting_distils_from_the_machine_translated_bitext_and_tests_on_human_data():
+    from optical_ref.compare import load_setting
+    setting = load_setting(make_config("quick", dataset="mtod", data_dir=str(SHARED)))
+    assert set(setting.bitext) == {"es", "th"} and len(setting.bitext["th"]) == 30521
+    assert len(setting.en_train) == 6000 and len(setting.intents) == 12
+    assert len(setting.target_test["th"]) <= 1692 and setting.en_of_test["th"] is None   # not parallel
+    assert all(u.intent in setting.intents for u in setting.target_test["es"])

@@ -23,3 +23,21 @@ def test_readme_quick_start_names_the_ci_test_command():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert ".venv/bin/python -m pytest -q" in text and ".venv/bin/python -m pytest -q" in ci
     assert "python -m optical_ref compare" in text
+
+
+def test_readme_results_table_is_the_one_the_default_preset_produced():
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"<!-- results-table: (\S+) -->\n(.*?)<!-- /results-table -->", text, flags=re.S)
+    assert match, "README.md should mark its results table"
+    summary = (README.parent / match.group(1)).read_text(encoding="utf-8")
+    table = match.group(2).strip()
+    assert table in summary, f"the README table differs from {match.group(1)}; copy it again after a rerun"
+
+
+def test_readme_benchmark_tables_are_the_saved_benchmark_outputs():
+    import json
+    text = README.read_text(encoding="utf-8")
+    for name in ("bench_sinkhorn.json", "bench_distill.json"):
+        path = README.parent / "tutorials" / "results" / name
+        assert path.is_file() and name in text
+        json.loads(path.read_text(encoding="utf-8"))
