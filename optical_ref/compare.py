@@ -45,7 +45,7 @@ KNN_K = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .train import METHODS
+    from .methods import METHODS
 
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="size of the run (default: default)")
     parser.add_argument("--dataset", default="mtop", choices=["mtop", "mtod"],
@@ -81,7 +81,8 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
                 split_seed=0, data_dir=None, encoder=None, device="cpu", train_overrides=None) -> CompareConfig:
     """Resolve a preset plus overrides into a checked config; every error is raised before training."""
     from .data import MTOD_LANGS, MTOP_LANGS, check_langs
-    from .train import METHODS, TrainConfig
+    from .methods import METHODS
+    from .train import TrainConfig
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .methods import METHODS as METHOD_ORDER
+from .methods import UPPER_BOUND
+
 METRICS = [("intent_acc", "intent accuracy (teacher's head)"), ("macro_f1", "macro-F1"),
            ("knn_acc", "kNN intent accuracy (retrieval, k=5)"), ("mrr10", "MRR@10 (target -> English)"),
            ("recall1", "Recall@1"), ("en_acc", "English accuracy (forgetting)")]
-METHOD_ORDER = ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd", "target-supervised"]
-UPPER_BOUND = "target-supervised"
+
 
 
 def mean_std(values):

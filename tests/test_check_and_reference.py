@@ -216,3 +216,13 @@ def test_reference_json_is_plain_json_any_language_can_read():
         text = reference.path_of(kind).read_text(encoding="utf-8")
         json.loads(text)
         assert "NaN" not in text and "Infinity" not in text
+
+
+def test_pot_kernel_sinkhorn_with_defaults_fails_only_where_the_kernel_underflows():
+    ot = pytest.importorskip("ot")
+
+    def pot_default(a, b, C, eps):
+        return ot.sinkhorn(a, b, C, eps)
+
+    failed = [r.name for r in run_cases("sinkhorn", pot_default) if not r.passed]
+    assert failed == ["small-eps-4x4-eps1e-4-of-maxC-kernel-underflows"]

@@ -13,8 +13,8 @@ tolerance it is held to. The kinds:
 kind              signature                                   expected
 ================  ==========================================  ===============================================
 sinkhorn          plan = f(a, b, C, eps)                      plan, f, g (log convention), cost; converged to
-                                                              ||P 1 - a||_1 <= 1e-12; eps from 1 down to 1e-3
-                                                              of max(C) (the small ones need the log domain)
+                                                              ||P 1 - a||_1 <= 1e-12; eps from 1 down to 1e-4
+                                                              of max(C) (at 1e-4, K underflows: the log domain is needed)
 exact_ot          (plan, cost) = f(a, b, C)                   the LP optimum (plans unique in these cases)
 batched_sinkhorn  plan = f(C, mask_a, mask_b, eps)            padded batches, uniform weights on real entries
                                                               (B, n, m); zero on padding
@@ -85,6 +85,8 @@ def _problems():
         ("square-unequal-weights-6x6-eps0.1", a6 / a6.sum(), b6 / b6.sum(), C66, 0.1),
         ("single-source-1x3", [1.0], [0.2, 0.5, 0.3], [[0.4, 0.1, 0.9]], 0.05),
         ("small-eps-4x4-eps1e-3-of-maxC", np.full(4, 1 / 4), np.full(4, 1 / 4), C44, 1e-3 * C44.max()),
+        ("small-eps-4x4-eps1e-4-of-maxC-kernel-underflows", np.full(4, 1 / 4), np.full(4, 1 / 4), C44,
+         1e-4 * C44.max()),
     ]
 
 
