@@ -40,18 +40,31 @@ def main(args) -> int:
 
 
 def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call costs (allocation, thread start) are not what we measure
-    times = []
+    return interleaved_medians({"fn": fn}, repeats)["fn"]
+
+
+def interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median seconds of each function, timed in turn within every repeat, so that a slow phase of the
+    machine (another process, frequency changes) hits all contenders alike instead of one of them."""
+    for fn in fns.values():
+        fn()  # warm-up: first-call costs (allocation, thread start) are not what we measure
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def per_iteration_seconds(run, short: int, long: int, repeats: int) -> float:
-    """(t(long) - t(short)) / (long - short): the cost of one iteration without the set-up."""
-    return (median_seconds(lambda: run(long), repeats) - median_seconds(lambda: run(short), repeats)) / (long - short)
+def per_iteration_seconds(runs: dict, short: int, long: int, repeats: int) -> dict:
+    """(t(long) - t(short)) / (long - short) for each runner: one iteration's cost without the set-up."""
+    fns = {}
+    for name, run in runs.items():
+        fns[(name, short)] = (lambda run=run: run(short))
+        fns[(name, long)] = (lambda run=run: run(long))
+    t = interleaved_medians(fns, repeats)
+    return {name: (t[(name, long)] - t[(name, short)]) / (long - short) for name in runs}
 
 
 def environment() -> dict:
@@ -90,10 +103,11 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
         eps = 0.05
         short, long = (20, 120) if n <= 512 else (5, 25)
         for method, pot_method in (("kernel", "sinkhorn"), ("log", "sinkhorn_log")):
-            ours = per_iteration_seconds(
-                lambda k: ref.sinkhorn(a, a, C, eps, method=method, tol=1e-300, max_iter=k), short, long, repeats)
-            theirs = per_iteration_seconds(
-                lambda k: pot.sinkhorn(a, a, C, eps, method=pot_method, numItermax=k, stopThr=0.0), short, long, repeats)
+            t = per_iteration_seconds(
+                {"ours": lambda k: ref.sinkhorn(a, a, C, eps, method=method, tol=1e-300, max_iter=k),
+                 "pot": lambda k: pot.sinkhorn(a, a, C, eps, method=pot_method, numItermax=k, stopThr=0.0)},
+                short, long, repeats)
+            ours, theirs = t["ours"], t["pot"]
             record = {"n": n, "method": method, "ours_ms_per_iter": ours * 1e3, "pot_ms_per_iter": theirs * 1e3,
                       "ratio": ours / theirs, "floor": 0.6 if n >= 512 else None}
             results["numpy_vs_pot"].append(record)
@@ -118,13 +132,15 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
         a_np = np.full(n, 1.0 / n, dtype=np.float32)
         for method, pot_method, pot_batch_method in (("log", "sinkhorn_log", "log_sinkhorn"),
                                                      ("kernel", "sinkhorn", "sinkhorn")):
-            t_torch = median_seconds(lambda: ot_torch.sinkhorn(None, None, C, eps, method=method, n_iter=iters), repeats)
-            t_padded = median_seconds(lambda: ot_torch.sinkhorn(None, None, C, eps, method=method, n_iter=iters,
-                                                                mask_a=mask_a, mask_b=mask_b), repeats)
-            t_loop = median_seconds(lambda: [pot.sinkhorn(a_np, a_np, C_np[k], eps, method=pot_method,
-                                                          numItermax=iters, stopThr=0.0) for k in range(B)], repeats)
-            t_batch = median_seconds(lambda: solve_batch(C, reg=eps, max_iter=iters, tol=0.0,
-                                                         method=pot_batch_method, grad="detach"), repeats)
+            t = interleaved_medians({
+                "torch": lambda: ot_torch.sinkhorn(None, None, C, eps, method=method, n_iter=iters),
+                "padded": lambda: ot_torch.sinkhorn(None, None, C, eps, method=method, n_iter=iters,
+                                                    mask_a=mask_a, mask_b=mask_b),
+                "loop": lambda: [pot.sinkhorn(a_np, a_np, C_np[k], eps, method=pot_method, numItermax=iters,
+                                              stopThr=0.0) for k in range(B)],
+                "batch": lambda: solve_batch(C, reg=eps, max_iter=iters, tol=0.0, method=pot_batch_method,
+                                             grad="detach")}, repeats)
+            t_torch, t_padded, t_loop, t_batch = t["torch"], t["padded"], t["loop"], t["batch"]
             record = {"n": n, "B": B, "iterations": iters, "method": method, "torch_ms": t_torch * 1e3,
                       "torch_padded_ms": t_padded * 1e3, "pot_loop_ms": t_loop * 1e3, "pot_batch_ms": t_batch * 1e3,
                       "speedup_vs_pot_loop": t_loop / t_torch, "speedup_vs_pot_batch": t_batch / t_torch,
@@ -141,7 +157,7 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
     C = torch.rand(1, n, n, dtype=torch.float32)
     eps = 0.5
     t_iter = per_iteration_seconds(
-        lambda k: ot_torch.sinkhorn(None, None, C, eps, method="kernel", n_iter=k), 10, 60, repeats)
+        {"torch": lambda k: ot_torch.sinkhorn(None, None, C, eps, method="kernel", n_iter=k)}, 10, 60, repeats)["torch"]
     big = torch.rand(256 * 1024 * 1024 // 4, dtype=torch.float32)   # 256 MB: larger than any cache
     out = torch.empty_like(big)
     t_copy = median_seconds(lambda: out.copy_(big), repeats)

@@ -123,7 +123,8 @@ def _as_batch(C, a, b, mask_a, mask_b):
     a = _weights(batched(a, n, "a", "weight", "row"), mask_a, C.dtype, "a", "row")
     b = _weights(batched(b, m, "b", "weight", "column"), mask_b, C.dtype, "b", "column")
     real = mask_a[:, :, None] & mask_b[:, None, :]
-    if not torch.isfinite(C[real]).all():
+    C = torch.where(real, C, torch.zeros((), dtype=C.dtype, device=C.device))  # padded costs are never read
+    if not torch.isfinite(C).all():
         raise ValueError("C contains NaN or inf at real (unmasked) entries; the cost must be finite there "
                          "(padded entries may hold anything)")
     mass_a, mass_b = a.sum(1), b.sum(1)
@@ -187,7 +188,6 @@ def sinkhorn(a, b, C, eps, *, method="log", mask_a=None, mask_b=None, n_iter=Non
     if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1):
         raise ValueError(f"n_iter must be None (iterate to tol) or an integer >= 1, got {n_iter!r}")
     C, a, b, mask_a, mask_b, real, unbatched = _as_batch(C, a, b, mask_a, mask_b)
-    C = torch.where(real, C, torch.zeros((), dtype=C.dtype, device=C.device))  # padded costs never read
 
     iterate = _iterate_log if method == "log" else _iterate_kernel
     settings = dict(eps=eps, n_iter=n_iter, tol=tol, max_iter=max_iter, check_every=check_every)
@@ -219,17 +219,15 @@ def _iterations(n_iter, max_iter, check_every):
 
 
 def _iterate_log(a, b, C, mask_a, mask_b, real, *, eps, n_iter, tol, max_iter, check_every):
-    # Potentials in units of eps (phi = f/eps, gamma = g/eps) save two multiplications per update, and a
-    # contiguous transposed copy of C/eps makes both log-sum-exps reduce over the last, contiguous axis.
+    # Potentials in units of eps (phi = f/eps, gamma = g/eps) save two multiplications per update.
     log_a, log_b = torch.log(a), torch.log(b)          # -inf on padding: zero mass
     C_over_eps = C / eps
-    CT_over_eps = C_over_eps.transpose(1, 2).contiguous()
     gamma = torch.zeros_like(b).masked_fill(~mask_b, float("-inf"))
 
     log_Kv = torch.logsumexp(gamma[:, None, :] - C_over_eps, dim=2)                        # (B, n)
     for it, check in _iterations(n_iter, max_iter, check_every):
         phi = log_a - log_Kv                                                                # (5) / eps
-        gamma = log_b - torch.logsumexp(phi[:, None, :] - CT_over_eps, dim=2)              # (6) / eps
+        gamma = log_b - torch.logsumexp(phi[:, :, None] - C_over_eps, dim=1)               # (6) / eps
         log_Kv = torch.logsumexp(gamma[:, None, :] - C_over_eps, dim=2)
         if check and bool((_row_error_log(phi, log_Kv, a) <= tol).all()):
             break
@@ -250,18 +248,20 @@ def _iterate_kernel(a, b, C, mask_a, mask_b, real, *, eps, n_iter, tol, max_iter
     K_real = K * real
     if ((K_real.sum(2) == 0) & mask_a).any() or ((K_real.sum(1) == 0) & mask_b).any():
         raise SinkhornBreakdownError(_breakdown("whole rows or columns of K underflow to zero", eps))
-    KT = K.transpose(1, 2).contiguous()  # both products then read memory in order
-    v = mask_b.to(C.dtype)
+    K_times, KT_times, as_v = _kernel_products(K)
+    a_col, b_v = a[:, :, None], as_v(b)          # u is a column (B, n, 1); v is laid out for K_times
+    v = as_v(mask_b.to(C.dtype))
 
-    Kv = _matvec(K, v)
+    Kv = K_times(v)
     for it, check in _iterations(n_iter, max_iter, check_every):
-        u = a / Kv                                                                          # (2)
-        v = b / _matvec(KT, u)                                                              # (3)
-        Kv = _matvec(K, v)
+        u = a_col / Kv                                                                      # (2)
+        v = b_v / KT_times(u)                                                               # (3)
+        Kv = K_times(v)
         if check:
-            error = (u * Kv - a).abs().sum(dim=1).detach()
+            error = (u * Kv - a_col).abs().sum(dim=(1, 2)).detach()
             if not torch.isfinite(error).all() or bool((error <= tol).all()):
                 break
+    u, v, Kv = u[:, :, 0], v.reshape(b.shape), Kv[:, :, 0]
     error = (u * Kv - a).abs().sum(dim=1).detach()
     if not (torch.isfinite(error).all() and torch.isfinite(u).all() and torch.isfinite(v).all()):
         raise SinkhornBreakdownError(_breakdown("the scalings u, v over- or underflow", eps))
@@ -270,12 +270,18 @@ def _iterate_kernel(a, b, C, mask_a, mask_b, real, *, eps, n_iter, tol, max_iter
     return plan, f, g, it, error
 
 
-def _matvec(K, x):
-    """Batched K x. For small matrices a broadcast product and sum beats the BLAS call's fixed cost;
-    for large ones (which would need a B x n x m temporary) the BLAS product is the right tool."""
-    if K.shape[1] * K.shape[2] <= 1024:
-        return (K * x[:, None, :]).sum(dim=2)
-    return torch.bmm(K, x[:, :, None])[:, :, 0]
+def _kernel_products(K):
+    """The two products of the kernel loop, (v -> K v, u -> K^T u), and the layout of v they expect.
+
+    For mid-sized matrices a broadcast product and sum beats the batched BLAS call (whose fixed cost per
+    problem dominates there); for tiny ones, and for large ones (no B x n x m temporary), BLAS is faster.
+    u is kept as a column (B, n, 1); v as a column for BLAS, as a row (B, 1, m) for the broadcast form.
+    """
+    if 256 < K.shape[1] * K.shape[2] <= 65536:
+        return (lambda v: (K * v).sum(dim=2, keepdim=True), lambda u: (K * u).sum(dim=1, keepdim=True),
+                lambda x: x[:, None, :])
+    KT = K.transpose(1, 2)
+    return lambda v: torch.bmm(K, v), lambda u: torch.bmm(KT, u), lambda x: x[:, :, None]
 
 
 def _breakdown(what, eps):

@@ -1,7 +1,8 @@
 """The comparison's report, rebuilt from the run records alone: ``summary.md`` and the PNG plots.
 
 Tables show mean ± standard deviation over training seeds (sample std, ddof = 1; 0 for a single seed).
-In each column the best mean among the methods that use no target-language labels is in bold;
+In each column the best mean among the methods that use no target-language labels is in bold (all of
+them when tied);
 ``target-supervised`` (an upper bound that reads target labels) is listed below a rule and never marked.
 """
 from __future__ import annotations
@@ -50,12 +51,13 @@ def markdown_table(records, metric) -> str:
     stats = {key: mean_std(values) for key, values in cells.items()}
     header = "| method | " + " | ".join(f"{lang} @ {b}" for lang, b in columns) + " |"
     lines = [header, "|---" * (len(columns) + 1) + "|"]
-    best = {}
+    best = {}  # column -> the methods with the best mean (all of them when tied)
     for col in columns:
-        means = [(stats.get((m, *col), (None,))[0], m) for m in methods if m != UPPER_BOUND]
-        means = [x for x in means if x[0] is not None]
+        means = {m: stats[(m, *col)][0] for m in methods if m != UPPER_BOUND and (m, *col) in stats}
+        means = {m: v for m, v in means.items() if v is not None}
         if means:
-            best[col] = max(means)[1]
+            top = max(means.values())
+            best[col] = {m for m, v in means.items() if abs(v - top) < 1e-12}
     for m in methods:
         if m == UPPER_BOUND:
             lines.append("| *labels used:* |" + " |" * len(columns))
@@ -66,7 +68,7 @@ def markdown_table(records, metric) -> str:
                 row.append("–")
                 continue
             text = f"{100 * mean:.1f} ± {100 * std:.1f}"
-            row.append(f"**{text}**" if best.get(col) == m else text)
+            row.append(f"**{text}**" if m in best.get(col, ()) else text)
         lines.append(f"| {m} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -96,7 +98,7 @@ def write_report(results: dict, out: Path) -> None:
         "",
         f"Preset `{cfg['preset']}`, split seed {cfg['split_seed']}, training seeds {seeds}; teacher English dev "
         f"accuracy {100 * results['teacher']['best_dev_acc']:.1f}%. Cells: mean ± std over seeds, in %. "
-        "Bold: the best method in the column among those that use no target-language labels.",
+        "Bold: the best method in the column among those that use no target-language labels (all, when tied).",
         "",
         "## Zero-shot intent accuracy on the target-language test set (column: language @ bitext pairs)",
         "",
