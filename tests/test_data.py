@@ -282,3 +282,10 @@ def test_fetch_refuses_archive_members_that_would_land_outside(tmp_path, member)
         fetch_mtop(tmp_path / "data", archive.as_uri(), progress=lambda *_: None)
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "data" / "mtop" / "en").exists()
+
+
+def test_data_commands_report_a_missing_data_dir_in_one_line(tmp_path, capsys):
+    from optical_ref.__main__ import main
+    assert main(["data-summary", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not find") and "Traceback" not in err
