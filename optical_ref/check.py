@@ -62,6 +62,11 @@ def _torch(x, dtype=None):
     return torch.tensor(x, dtype=dtype or torch.float64)
 
 
+def _mask(x):
+    import torch
+    return torch.tensor(x, dtype=torch.bool)
+
+
 def _to_array(value):
     if hasattr(value, "plan"):
         value = value.plan
@@ -72,15 +77,13 @@ def _to_array(value):
 
 def call(kind: str, fn, inputs: dict):
     """Run ``fn`` on one case's inputs (numpy for numpy kinds, float64 torch tensors for torch kinds)."""
-    import torch
     if kind == "sinkhorn":
         return _to_array(fn(_np(inputs["a"]), _np(inputs["b"]), _np(inputs["C"]), inputs["eps"]))
     if kind == "exact_ot":
         plan, cost = fn(_np(inputs["a"]), _np(inputs["b"]), _np(inputs["C"]))
         return {"plan": _to_array(plan), "cost": float(cost)}
     if kind == "batched_sinkhorn":
-        return _to_array(fn(_torch(inputs["C"]), _torch(inputs["mask_a"], torch.bool),
-                            _torch(inputs["mask_b"], torch.bool), inputs["eps"]))
+        return _to_array(fn(_torch(inputs["C"]), _mask(inputs["mask_a"]), _mask(inputs["mask_b"]), inputs["eps"]))
     if kind == "frobenius":
         return float(fn(_np(inputs["P"]), _np(inputs["C"])))
     if kind == "kd_mse":
@@ -88,8 +91,8 @@ def call(kind: str, fn, inputs: dict):
     if kind == "kd_kl":
         return float(fn(_torch(inputs["student_logits"]), _torch(inputs["teacher_logits"]), inputs["T"]))
     if kind == "ot_loss":
-        return _to_array(fn(_torch(inputs["X"]), _torch(inputs["Y"]), _torch(inputs["mask_x"], torch.bool),
-                            _torch(inputs["mask_y"], torch.bool), inputs["eps"]))
+        return _to_array(fn(_torch(inputs["X"]), _torch(inputs["Y"]), _mask(inputs["mask_x"]), _mask(inputs["mask_y"]),
+                            inputs["eps"]))
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -176,7 +179,6 @@ def hint(kind: str, result, case) -> str | None:
 
 
 def _reverse_kl(x) -> float:
-    import torch
     zs, zt, T = _torch(x["student_logits"]), _torch(x["teacher_logits"]), x["T"]
     log_ps, log_pt = (zs / T).log_softmax(-1), (zt / T).log_softmax(-1)
     return float(T * T * (log_ps.exp() * (log_ps - log_pt)).sum(-1).mean())

@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -214,13 +213,6 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def environment() -> dict:
-    import numpy as np
-    import torch
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "torch_threads": torch.get_num_threads()}
-
-
 def run_key(record) -> tuple:
     return (record["method"], record["lang"], str(record["budget"]), int(record["seed"]))
 
@@ -241,7 +233,6 @@ def read_records(out: Path) -> list:
 
 def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     """Run (or continue) the comparison described by ``cfg`` into the folder ``out``."""
-    import numpy as np
     import torch
     from tqdm import tqdm
 
@@ -250,7 +241,7 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     from .evaluate import (accuracy, encode_sentences, knn_accuracy, macro_f1, predict_intents,
                            retrieval_metrics)
     from .text import load_tokenizer, train_tokenizer
-    from .train import TrainConfig, teacher_outputs, train_student, train_teacher
+    from .train import TeacherOutputs, TrainConfig, teacher_outputs, train_student, train_teacher
 
     started = time.time()
     out = Path(out)
@@ -265,7 +256,10 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
         for budget in cfg.budgets:
             resolve_budget(budget, len(setting.bitext[lang]), lang)
     intent_index = {intent: k for k, intent in enumerate(setting.intents)}
-    label = lambda utts: [intent_index[u.intent] for u in utts]  # noqa: E731
+
+    def label(utterances):
+        return [intent_index[u.intent] for u in utterances]
+
     say(f"      {setting.description}")
 
     say("[2/5] tokenizer and teacher")
@@ -322,7 +316,6 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
             outputs = teacher_outputs(encoder, head, tokenizer, missing, cfg.device)
             for k, text in enumerate(missing):
                 english_cache[text] = (outputs.tokens[k], outputs.sentence[k], outputs.logits[k])
-        from .train import TeacherOutputs
         rows = [english_cache[p.en] for p in pairs]
         return TeacherOutputs([r[0] for r in rows], torch.stack([r[1] for r in rows]), torch.stack([r[2] for r in rows]))
 
@@ -392,6 +385,7 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     say("[5/5] report")
     from .report import write_report
     records = read_records(out)
+    from .bench import environment
     results = {"config": vars(cfg), "environment": environment(), "setting": setting.description,
                "teacher": {k: v for k, v in teacher_summary.items() if k != "history"},
                "teacher_history": teacher_summary.get("history", []), "runs": records,

@@ -12,7 +12,6 @@ import torch
 
 from optical_ref import reference, solutions
 from optical_ref.check import EXERCISES, check_exercise, load_function, run_cases
-from optical_ref.ot import sinkhorn as np_sinkhorn
 
 
 def names(results):

@@ -1,6 +1,5 @@
 """The data layer, specified: counts equal the SOURCE.md tables, parsers name file and line on bad input,
 splits are disjoint by id and stratified, budgets are nested, and no target label reaches distillation."""
-import io
 import json
 import zipfile
 from pathlib import Path

@@ -18,7 +18,7 @@ Hints.
 
 Check: python -m optical_ref check kernel-sinkhorn --impl tutorials/exercises/ex01_kernel_sinkhorn.py:kernel_sinkhorn
 """
-import numpy as np  # noqa: F401
+import numpy as np  # noqa: F401 (you will need it)
 
 
 def kernel_sinkhorn(a, b, C, eps):

@@ -17,7 +17,7 @@ Hints.
 
 Check: python -m optical_ref check log-sinkhorn --impl tutorials/exercises/ex02_log_sinkhorn.py:log_sinkhorn
 """
-import numpy as np  # noqa: F401
+import numpy as np  # noqa: F401 (you will need it)
 
 
 def log_sinkhorn(a, b, C, eps):

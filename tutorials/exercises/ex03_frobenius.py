@@ -9,7 +9,7 @@ Hints.
 
 Check: python -m optical_ref check frobenius --impl tutorials/exercises/ex03_frobenius.py:frobenius
 """
-import numpy as np  # noqa: F401
+import numpy as np  # noqa: F401 (you will need it)
 
 
 def frobenius(P, C):

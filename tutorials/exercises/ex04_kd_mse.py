@@ -11,7 +11,7 @@ Hints.
 
 Check: python -m optical_ref check kd-mse --impl tutorials/exercises/ex04_kd_mse.py:kd_mse
 """
-import torch  # noqa: F401
+import torch  # noqa: F401 (you will need it)
 
 
 def kd_mse(student, teacher):

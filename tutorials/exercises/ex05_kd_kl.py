@@ -13,7 +13,7 @@ Hints.
 
 Check: python -m optical_ref check kd-kl --impl tutorials/exercises/ex05_kd_kl.py:kd_kl
 """
-import torch  # noqa: F401
+import torch  # noqa: F401 (you will need it)
 
 
 def kd_kl(student_logits, teacher_logits, T):

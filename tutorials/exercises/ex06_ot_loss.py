@@ -14,7 +14,7 @@ Hints.
 
 Check: python -m optical_ref check ot-loss --impl tutorials/exercises/ex06_ot_loss.py:ot_loss
 """
-import torch  # noqa: F401
+import torch  # noqa: F401 (you will need it)
 
 
 def ot_loss(X, Y, mask_x, mask_y, eps):

@@ -14,7 +14,7 @@ Hints.
 
 Check: python -m optical_ref check batched-sinkhorn --impl tutorials/exercises/ex07_batched_sinkhorn.py:batched_sinkhorn
 """
-import torch  # noqa: F401
+import torch  # noqa: F401 (you will need it)
 
 
 def batched_sinkhorn(C, mask_a, mask_b, eps):
