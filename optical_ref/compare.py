@@ -248,7 +248,11 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     tcfg = TrainConfig(**cfg.train)
-    (out / "config.json").write_text(json.dumps(vars(cfg), indent=2), encoding="utf-8")
+    config_path = out / "config.json"
+    if config_path.is_file() and json.loads(config_path.read_text(encoding="utf-8")) != json.loads(json.dumps(vars(cfg))):
+        raise ValueError(f"{out} holds a comparison with a different configuration; continue it with "
+                         f"--resume {out}, or choose another --out")
+    config_path.write_text(json.dumps(vars(cfg), indent=2), encoding="utf-8")
 
     say(f"[1/5] data: {cfg.dataset}, target languages {', '.join(cfg.langs)}")
     setting = load_setting(cfg)

@@ -255,3 +255,15 @@ def test_the_mtod_setting_distils_from_the_machine_translated_bitext_and_tests_o
     assert len(setting.en_train) == 6000 and len(setting.intents) == 12
     assert len(setting.target_test["th"]) <= 1692 and setting.en_of_test["th"] is None   # not parallel
     assert all(u.intent in setting.intents for u in setting.target_test["es"])
+
+
+def test_an_output_folder_of_another_configuration_is_refused_not_mixed(tiny_data, tmp_path):
+    out = tmp_path / "out"
+    first = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
+                        train_overrides={"teacher_epochs": 1})
+    run_comparison(first, out, progress_bars=False)
+    other = make_config("quick", langs=["de"], methods=["zero-shot"], seeds=[5], data_dir=str(tiny_data),
+                        train_overrides={"teacher_epochs": 1})
+    with pytest.raises(ValueError, match="different configuration.*--resume"):
+        run_comparison(other, out, progress_bars=False)
+    assert len(run_comparison(first, out, progress_bars=False)["runs"]) == 1   # the same one resumes
