@@ -315,7 +315,7 @@ def _sinkhorn_kernel(a, b, C, eps, tol, max_iter) -> SinkhornResult:
 
     K = np.exp(-C / eps)                                                                  # (1)
     if np.any(K.sum(axis=1) == 0) or np.any(K.sum(axis=0) == 0):
-        raise SinkhornBreakdownError(_breakdown_message("whole rows or columns of K underflow to zero", eps))
+        raise SinkhornBreakdownError(breakdown_message("whole rows or columns of K underflow to zero", eps))
     v = np.ones_like(b)
 
     Kv = K @ v
@@ -328,7 +328,7 @@ def _sinkhorn_kernel(a, b, C, eps, tol, max_iter) -> SinkhornResult:
             marginal_error = float(np.abs(u * Kv - a).sum())
             # A zero in K v or K^T u makes u or v infinite, and that always reaches the error as inf or NaN.
             if not np.isfinite(marginal_error):
-                raise SinkhornBreakdownError(_breakdown_message("the scalings u, v under- or overflow", eps))
+                raise SinkhornBreakdownError(breakdown_message("the scalings u, v under- or overflow", eps))
             if marginal_error <= tol:
                 break
 
@@ -346,7 +346,7 @@ def _embed(inner: SinkhornResult, rows, cols, C) -> SinkhornResult:
     return SinkhornResult(plan, f, g, inner.cost, inner.n_iter, inner.marginal_error, inner.converged)
 
 
-def _breakdown_message(what: str, eps: float) -> str:
+def breakdown_message(what: str, eps: float) -> str:
     return (
         f"kernel Sinkhorn broke down: {what} at eps={eps:.3g}. K = exp(-C/eps) under- or overflows "
         "in floating point at this eps relative to the cost scale; use method='log' (stable for any eps) "

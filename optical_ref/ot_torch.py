@@ -45,6 +45,7 @@ from .ot import (
     MASS_RTOL,
     SinkhornBreakdownError,
     SinkhornConvergenceWarning,
+    breakdown_message,
     check_eps,
     check_iteration_settings,
     check_method,
@@ -247,7 +248,7 @@ def _iterate_kernel(a, b, C, mask_a, mask_b, real, *, eps, n_iter, tol, max_iter
     K = torch.exp(-C / eps)                                                                 # (1)
     K_real = K * real
     if ((K_real.sum(2) == 0) & mask_a).any() or ((K_real.sum(1) == 0) & mask_b).any():
-        raise SinkhornBreakdownError(_breakdown("whole rows or columns of K underflow to zero", eps))
+        raise SinkhornBreakdownError(breakdown_message("whole rows or columns of K underflow to zero", eps))
     K_times, KT_times, as_v = _kernel_products(K)
     a_col, b_v = a[:, :, None], as_v(b)          # u is a column (B, n, 1); v is laid out for K_times
     v = as_v(mask_b.to(C.dtype))
@@ -264,7 +265,7 @@ def _iterate_kernel(a, b, C, mask_a, mask_b, real, *, eps, n_iter, tol, max_iter
     u, v, Kv = u[:, :, 0], v.reshape(b.shape), Kv[:, :, 0]
     error = (u * Kv - a).abs().sum(dim=1).detach()
     if not (torch.isfinite(error).all() and torch.isfinite(u).all() and torch.isfinite(v).all()):
-        raise SinkhornBreakdownError(_breakdown("the scalings u, v over- or underflow", eps))
+        raise SinkhornBreakdownError(breakdown_message("the scalings u, v over- or underflow", eps))
     plan = u[:, :, None] * K * v[:, None, :]                                                # (1)
     f, g = eps * torch.log(u), eps * torch.log(v)
     return plan, f, g, it, error
@@ -282,11 +283,6 @@ def _kernel_products(K):
                 lambda x: x[:, None, :])
     KT = K.transpose(1, 2)
     return lambda v: torch.bmm(K, v), lambda u: torch.bmm(KT, u), lambda x: x[:, :, None]
-
-
-def _breakdown(what, eps):
-    return (f"kernel Sinkhorn broke down: {what} at eps={eps:.3g}; K = exp(-C/eps) under- or overflows "
-            "at this eps relative to the cost scale. Use method='log' (stable for any eps) or a larger eps.")
 
 
 # --------------------------------------------------------------------------------------------------
