@@ -161,7 +161,7 @@ def plot_plan(plan: dict, path: Path) -> None:
     rows, cols = plan["target_tokens"], plan["english_tokens"]
     if P.shape != (len(rows), len(cols)):      # truncated inputs: fall back to indices
         rows, cols = [str(i) for i in range(P.shape[0])], [str(j) for j in range(P.shape[1])]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * P.shape[1], 1.2 + 0.45 * P.shape[0]))
+    fig, ax = plt.subplots(figsize=(2.5 + 0.55 * P.shape[1], 1.5 + 0.45 * P.shape[0]))
     image = ax.imshow(P * P.shape[0], cmap="viridis", vmin=0, vmax=1)   # scaled: each row sums to 1
     ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right")
     families = [f.name for f in font_manager.fontManager.ttflist]
@@ -174,5 +174,5 @@ def plot_plan(plan: dict, path: Path) -> None:
     with warnings.catch_warnings():  # scripts without an installed font show as boxes, not as errors
         warnings.filterwarnings("ignore", message="Glyph .* missing")
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
