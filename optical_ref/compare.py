@@ -238,7 +238,7 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
 
     from .data import bitext_budget
     from .encoder import IntentHead, build_encoder, load_pretrained_encoder
-    from .evaluate import (accuracy, encode_sentences, knn_accuracy, macro_f1, predict_intents,
+    from .evaluate import (accuracy, encode_sentences, intents_of, knn_accuracy, macro_f1, predict_intents,
                            retrieval_metrics)
     from .text import load_tokenizer, train_tokenizer
     from .train import TeacherOutputs, TrainConfig, teacher_outputs, train_student, train_teacher
@@ -327,8 +327,8 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
         test = setting.target_test[lang]
         texts = [u.text for u in test]
         gold = label(test)
-        pred = predict_intents(student, head, tokenizer, texts, cfg.device)
-        queries = encode_sentences(student, tokenizer, texts, cfg.device)
+        queries = encode_sentences(student, tokenizer, texts, cfg.device)   # encoded once: head, kNN, retrieval
+        pred = intents_of(head, queries, cfg.device)
         result = {"intent_acc": accuracy(pred, gold), "macro_f1": macro_f1(pred, gold),
                   "knn_acc": knn_accuracy(queries, knn_pool, knn_labels, gold, KNN_K),
                   "en_acc": accuracy(predict_intents(student, head, tokenizer, en_test_texts, cfg.device), en_test_labels)}

@@ -23,8 +23,14 @@ def encode_sentences(encoder, tokenizer, texts, device="cpu", batch_size=128) ->
 
 @torch.no_grad()
 def predict_intents(encoder, head, tokenizer, texts, device="cpu") -> np.ndarray:
+    return intents_of(head, encode_sentences(encoder, tokenizer, texts, device), device)
+
+
+@torch.no_grad()
+def intents_of(head, sentences: torch.Tensor, device="cpu") -> np.ndarray:
+    """The head's predicted intent for sentence embeddings that are already computed."""
     head.eval()
-    return head(encode_sentences(encoder, tokenizer, texts, device).to(device)).argmax(-1).cpu().numpy()
+    return head(sentences.to(device)).argmax(-1).cpu().numpy()
 
 
 def accuracy(pred, gold) -> float:
