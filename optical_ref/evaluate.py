@@ -55,18 +55,32 @@ def cosine_similarities(queries: torch.Tensor, pool: torch.Tensor) -> torch.Tens
     return q @ p.T
 
 
-def retrieval_metrics(queries: torch.Tensor, pool: torch.Tensor, k: int = 10) -> dict:
-    """Query i's relevant item is pool[i]; returns MRR@k and Recall@1."""
+def retrieval_ranks(queries: torch.Tensor, pool: torch.Tensor) -> np.ndarray:
+    """Rank (1 = first) of query i's relevant item pool[i] among all pool items, by cosine similarity."""
     if queries.shape[0] != pool.shape[0]:
         raise ValueError("retrieval needs one relevant pool item per query (pool[i] for query i)")
     sims = cosine_similarities(queries, pool)
     correct = sims.diagonal().unsqueeze(1)
-    rank = (sims > correct).sum(1) + 1        # 1 = retrieved first
-    reciprocal = torch.where(rank <= k, 1.0 / rank.double(), torch.zeros((), dtype=torch.float64))
-    return {"mrr10": float(reciprocal.mean()), "recall1": float((rank == 1).double().mean())}
+    return ((sims > correct).sum(1) + 1).numpy()
+
+
+def mrr_at(ranks, k: int = 10) -> float:
+    ranks = np.asarray(ranks, dtype=float)
+    return float(np.mean(np.where(ranks <= k, 1.0 / ranks, 0.0)))
+
+
+def retrieval_metrics(queries: torch.Tensor, pool: torch.Tensor, k: int = 10) -> dict:
+    """Query i's relevant item is pool[i]; returns MRR@k and Recall@1."""
+    ranks = retrieval_ranks(queries, pool)
+    return {"mrr10": mrr_at(ranks, k), "recall1": float(np.mean(ranks == 1))}
 
 
 def knn_accuracy(queries: torch.Tensor, pool: torch.Tensor, pool_labels, gold, k: int = 5) -> float:
+    return accuracy(knn_predictions(queries, pool, pool_labels, k), gold)
+
+
+def knn_predictions(queries: torch.Tensor, pool: torch.Tensor, pool_labels, k: int = 5) -> np.ndarray:
+    """Majority intent of the k nearest pool items (ties: the intent of the nearest among the tied)."""
     sims = cosine_similarities(queries, pool)
     nearest = sims.topk(min(k, pool.shape[0]), dim=1).indices.numpy()
     pool_labels = np.asarray(pool_labels)
@@ -76,4 +90,49 @@ def knn_accuracy(queries: torch.Tensor, pool: torch.Tensor, pool_labels, gold, k
         counts = {label: int(np.sum(votes == label)) for label in votes}
         best = max(counts.values())
         pred.append(next(label for label in votes if counts[label] == best))  # nearest among the tied
-    return accuracy(pred, gold)
+    return np.asarray(pred)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluating one student on one target language (the comparison's evaluation stage)
+# --------------------------------------------------------------------------------------------------
+KNN_K = 5
+
+
+class Evaluator:
+    """Everything on the English side is encoded once by the frozen teacher: the kNN pool (English training
+    utterances) and, per language, the retrieval pool (the English translations of the target test set).
+    Each student's target test sentences are then encoded once and shared by the head, kNN and retrieval.
+
+    ``evaluate`` returns the metrics and, under ``"items"``, the per-item outputs a paired bootstrap needs
+    (head prediction, kNN prediction, retrieval rank, English prediction), as small integer lists.
+    """
+
+    def __init__(self, teacher_encoder, head, tokenizer, setting, device="cpu"):
+        self.head, self.tokenizer, self.setting, self.device = head, tokenizer, setting, device
+        self.knn_pool = encode_sentences(teacher_encoder, tokenizer, [u.text for u in setting.en_train], device)
+        self.knn_labels = setting.labels(setting.en_train)
+        self.en_test_texts = [u.text for u in setting.en_test]
+        self.en_test_gold = setting.labels(setting.en_test)
+        self.retrieval_pool = {lang: (encode_sentences(teacher_encoder, tokenizer, english, device)
+                                      if english is not None else None)
+                               for lang, english in setting.en_of_test.items()}
+
+    def gold(self, lang) -> list:
+        return self.setting.labels(self.setting.target_test[lang])
+
+    def evaluate(self, student, lang) -> dict:
+        test = self.setting.target_test[lang]
+        gold = self.gold(lang)
+        queries = encode_sentences(student, self.tokenizer, [u.text for u in test], self.device)
+        pred = intents_of(self.head, queries, self.device)
+        knn = knn_predictions(queries, self.knn_pool, self.knn_labels, KNN_K)
+        en_pred = predict_intents(student, self.head, self.tokenizer, self.en_test_texts, self.device)
+        result = {"intent_acc": accuracy(pred, gold), "macro_f1": macro_f1(pred, gold), "knn_acc": accuracy(knn, gold),
+                  "en_acc": accuracy(en_pred, self.en_test_gold), "mrr10": None, "recall1": None}
+        items = {"pred": pred.tolist(), "knn_pred": knn.tolist(), "en_pred": en_pred.tolist()}
+        if self.retrieval_pool[lang] is not None:
+            ranks = retrieval_ranks(queries, self.retrieval_pool[lang])
+            result.update({"mrr10": mrr_at(ranks, 10), "recall1": float(np.mean(ranks == 1))})
+            items["rank"] = ranks.tolist()
+        return {**result, "items": items}

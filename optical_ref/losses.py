@@ -25,7 +25,7 @@ def kd_mse(student_sentence: torch.Tensor, teacher_sentence: torch.Tensor) -> to
     return F.mse_loss(student_sentence, teacher_sentence)
 
 
-def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
+def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     if temperature <= 0:
         raise ValueError(f"the KD temperature must be > 0, got {temperature}")
     if student_logits.shape != teacher_logits.shape:
@@ -36,11 +36,15 @@ def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperatur
     return T * T * F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
 
 
-def ot_distill(student_tokens, teacher_tokens, student_mask, teacher_mask, *, eps=0.05, n_iter=50,
-               grad="envelope", cost="cosine") -> torch.Tensor:
-    """Mean over the batch of the per-pair OT loss of :func:`optical_ref.ot_torch.ot_loss`."""
+def ot_distill(student_tokens, teacher_tokens, student_mask, teacher_mask, *, eps, n_iter, grad, cost,
+               eps_mode="absolute") -> torch.Tensor:
+    """Mean over the batch of the per-pair OT loss of :func:`optical_ref.ot_torch.ot_loss`.
+
+    No defaults: the training values come from :class:`optical_ref.config.TrainConfig` (``ot_eps``,
+    ``ot_n_iter``, ``ot_grad``, ``ot_cost``, ``ot_eps_mode``).
+    """
     return ot_loss(student_tokens, teacher_tokens, student_mask, teacher_mask, eps=eps, cost=cost,
-                   n_iter=n_iter, grad=grad).mean()
+                   eps_mode=eps_mode, n_iter=n_iter, grad=grad).mean()
 
 
 def supervised_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -112,11 +112,18 @@ def check_eps(eps) -> float:
     return eps
 
 
-def check_iteration_settings(tol, max_iter) -> None:
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}; e.g. tol=1e-9")
+def check_iteration_settings(tol, max_iter, n_iter=None) -> None:
+    """tol >= 0 (0: never stop early, as POT's ``stopThr=0``); max_iter >= 1; n_iter None or >= 1."""
+    try:
+        ok = bool(np.isfinite(tol) and tol >= 0)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"tol must be a finite number >= 0 (0 = never stop early), got {tol!r}; e.g. tol=1e-9")
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1):
+        raise ValueError(f"n_iter must be None (iterate to tol) or an integer >= 1, got {n_iter!r}")
 
 
 def check_method(method) -> None:
@@ -230,7 +237,8 @@ def _check_point_sets(X, Y):
 # --------------------------------------------------------------------------------------------------
 # Sinkhorn.
 # --------------------------------------------------------------------------------------------------
-def sinkhorn(a, b, C, eps, *, method: str = "log", tol: float = 1e-9, max_iter: int = 10_000) -> SinkhornResult:
+def sinkhorn(a, b, C, eps, *, method: str = "log", tol: float = 1e-9, max_iter: int = 10_000,
+             n_iter: int | None = None) -> SinkhornResult:
     r"""Solve entropic OT between histograms ``a`` and ``b`` with cost ``C`` by Sinkhorn's algorithm.
 
     Parameters
@@ -249,8 +257,14 @@ def sinkhorn(a, b, C, eps, *, method: str = "log", tol: float = 1e-9, max_iter: 
         or the scalings under- or overflow.
     tol : float
         Stop when || P 1 - a ||_1 <= tol (the column marginal is exact after each iteration).
+        ``tol=0`` never stops early (like POT's ``stopThr=0``): exactly ``max_iter`` iterations.
     max_iter : int
-        Maximum number of iterations; reaching it warns with :class:`SinkhornConvergenceWarning`.
+        Maximum number of iterations; reaching it without meeting a positive ``tol`` warns with
+        :class:`SinkhornConvergenceWarning`.
+    n_iter : int or None
+        Run exactly this many iterations and never warn (``tol`` and ``max_iter`` are not used): the
+        setting of training, where every step runs the same fixed number of iterations. The iterates are
+        the same as :func:`optical_ref.ot_torch.sinkhorn` with the same ``n_iter`` and ``method``.
 
     Returns
     -------
@@ -268,10 +282,18 @@ def sinkhorn(a, b, C, eps, *, method: str = "log", tol: float = 1e-9, max_iter: 
     a, b, C = check_problem(a, b, C)
     eps = check_eps(eps)
     check_method(method)
-    check_iteration_settings(tol, max_iter)
+    check_iteration_settings(tol, max_iter, n_iter)
+    if n_iter is not None:
+        tol, max_iter = 0.0, n_iter
     solve = _sinkhorn_log if method == "log" else _sinkhorn_kernel
     result = solve(a, b, C, eps, tol, max_iter)
-    if not result.converged:
+    # After each column update the plan's columns sum to b, so its total mass equals sum(b) whether or not
+    # the rows have converged; a plan that is not finite or has lost its mass has broken down numerically.
+    if not np.all(np.isfinite(result.plan)) or abs(result.plan.sum() - b.sum()) > 1e-6 * b.sum():
+        raise SinkhornBreakdownError(
+            f"Sinkhorn ({method}) produced a non-finite plan (or one that lost its mass) at eps={eps:.3g} with costs up to {np.abs(C).max():.3g}: "
+            "C / eps is beyond the range of float64. Rescale C (e.g. C / C.max()) or use a larger eps.")
+    if n_iter is None and tol > 0 and not result.converged:
         warnings.warn(
             f"Sinkhorn ({method}) did not converge in {max_iter} iterations: marginal error "
             f"{result.marginal_error:.3g} > tol {tol:.3g}. Raise max_iter, raise eps, or loosen tol.",
@@ -298,7 +320,7 @@ def _sinkhorn_log(a, b, C, eps, tol, max_iter) -> SinkhornResult:
         log_Kv = logsumexp(minus_C_over_eps + g[None, :] / eps, axis=1)
         row_sums = np.exp(f / eps + log_Kv)  # f_i = -inf where a_i = 0 gives exp(-inf) = 0, as it should
         marginal_error = float(np.abs(row_sums - a).sum())
-        if marginal_error <= tol:
+        if tol > 0 and marginal_error <= tol:   # tol = 0: never stop early
             break
 
     plan = np.exp(minus_C_over_eps + f[:, None] / eps + g[None, :] / eps)                 # (4)
@@ -329,7 +351,7 @@ def _sinkhorn_kernel(a, b, C, eps, tol, max_iter) -> SinkhornResult:
             # A zero in K v or K^T u makes u or v infinite, and that always reaches the error as inf or NaN.
             if not np.isfinite(marginal_error):
                 raise SinkhornBreakdownError(breakdown_message("the scalings u, v under- or overflow", eps))
-            if marginal_error <= tol:
+            if tol > 0 and marginal_error <= tol:
                 break
 
     plan = u[:, None] * K * v[None, :]                                                    # (1)

@@ -53,6 +53,7 @@ from .ot import (
 
 __all__ = ["SinkhornResult", "sinkhorn", "ot_loss", "cost_matrix", "GRADS", "COSTS"]
 
+EPS_MODES = ("absolute", "median", "std")
 GRADS = ("unrolled", "envelope")
 COSTS = ("cosine", "sq_euclidean")
 
@@ -186,8 +187,9 @@ def sinkhorn(a, b, C, eps, *, method="log", mask_a=None, mask_b=None, n_iter=Non
     check_iteration_settings(tol, max_iter)
     if grad not in GRADS:
         raise ValueError(f"unknown grad mode {grad!r}; choose one of {GRADS}")
-    if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1):
-        raise ValueError(f"n_iter must be None (iterate to tol) or an integer >= 1, got {n_iter!r}")
+    check_iteration_settings(tol, max_iter, n_iter)
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every must be an integer >= 1 (iterations between convergence checks), got {check_every!r}")
     C, a, b, mask_a, mask_b, real, unbatched = _as_batch(C, a, b, mask_a, mask_b)
 
     iterate = _iterate_log if method == "log" else _iterate_kernel
@@ -197,6 +199,14 @@ def sinkhorn(a, b, C, eps, *, method="log", mask_a=None, mask_b=None, n_iter=Non
             plan, f, g, iters, error = iterate(a, b, C.detach(), mask_a, mask_b, real, **settings)
     else:
         plan, f, g, iters, error = iterate(a, b, C, mask_a, mask_b, real, **settings)
+    with torch.no_grad():   # the columns sum to b after every iteration: a plan that lost its mass broke down
+        lost_mass = ((plan.detach().sum(dim=(1, 2)) - b.sum(1)).abs() > 1e-3 * b.sum(1)).any()
+    if not bool(torch.isfinite(plan.detach()).all()) or bool(lost_mass):
+        scale = float(C.detach()[real].abs().max()) if bool(real.any()) else 0.0
+        raise SinkhornBreakdownError(
+            f"torch Sinkhorn ({method}) produced a non-finite plan: eps={eps:.3g} is too small for {C.dtype} with "
+            f"costs up to {scale:.3g} (C / eps leaves the range of the dtype). Use a larger eps (e.g. 1e-3 x max C), "
+            "rescale C, or use float64.")
     cost = (plan * C).sum(dim=(1, 2))  # envelope: plan is a constant, so d cost / d C = plan
 
     converged = error <= tol
@@ -299,19 +309,51 @@ def cost_matrix(X, Y, cost="cosine"):
     raise ValueError(f"unknown cost {cost!r}; choose one of {COSTS}")
 
 
-def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps=0.05, cost="cosine", method="log", n_iter=None,
+def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="absolute", method="log", n_iter=None,
             tol=1e-6, max_iter=1000, grad="envelope"):
     r"""OPTICAL-style token-alignment loss <P, C>_F, one value per sentence pair, padding ignored.
 
     X (B, n, d): student token embeddings (the translation); Y (B, m, d): teacher token embeddings
-    (the English sentence); masks (B, n)/(B, m), True = real token. C_ij = 1 - cos(x_i, y_j) by default,
-    uniform marginals over the real tokens, P from :func:`sinkhorn`. The defaults (cosine cost, eps = 0.05
-    on a cost in [0, 2], envelope gradient) are optical-ref's choices; the paper does not state them.
+    (the English sentence); masks (B, n)/(B, m), True = real token. C_ij = 1 - cos(x_i, y_j)
+    (``cost="cosine"``) or ||x_i - y_j||^2, uniform marginals over the real tokens, P from :func:`sinkhorn`.
+    ``eps_mode="absolute"`` uses ``eps`` as it is; ``"median"`` / ``"std"`` use ``eps`` x the median / the
+    standard deviation of the batch's real costs (held fixed, like OTT-JAX's relative epsilon), so that
+    eps follows the scale of the cost: a pretrained encoder's token costs sit in a narrow band where an
+    absolute eps gives a nearly uniform plan. The training values (eps, cost, iterations, gradient) come
+    from :class:`optical_ref.config.TrainConfig`; the paper does not state them.
     Returns a (B,) tensor.
     """
     if X.ndim != 3 or Y.ndim != 3 or X.shape[0] != Y.shape[0] or X.shape[2] != Y.shape[2]:
         raise ValueError(f"X and Y must be (B, n, d) and (B, m, d) with the same B and d, got "
                          f"{tuple(X.shape)} and {tuple(Y.shape)}")
+    if X.dtype != Y.dtype:
+        raise ValueError(f"X and Y must have the same dtype, got {X.dtype} and {Y.dtype}; convert one "
+                         "(e.g. Y.to(X.dtype))")
+    if eps_mode not in EPS_MODES:
+        raise ValueError(f"unknown eps_mode {eps_mode!r}; choose one of {EPS_MODES}")
+    check_eps(eps)
+    if mask_x is not None:   # padded positions may hold anything (even NaN): they must not reach the gradient
+        X = torch.where(torch.as_tensor(mask_x, device=X.device)[..., None], X, torch.zeros((), dtype=X.dtype, device=X.device))
+    if mask_y is not None:
+        Y = torch.where(torch.as_tensor(mask_y, device=Y.device)[..., None], Y, torch.zeros((), dtype=Y.dtype, device=Y.device))
     C = cost_matrix(X, Y, cost)
+    if eps_mode != "absolute":
+        eps = eps * relative_cost_scale(C, mask_x, mask_y, eps_mode)
     return sinkhorn(None, None, C, eps, method=method, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter,
                     tol=tol, max_iter=max_iter, grad=grad).cost
+
+
+def relative_cost_scale(C, mask_x, mask_y, eps_mode) -> float:
+    """The median or the standard deviation of the real entries of C (a float, outside the graph)."""
+    with torch.no_grad():
+        real = torch.ones(C.shape, dtype=torch.bool, device=C.device)
+        if mask_x is not None:
+            real = real & torch.as_tensor(mask_x, device=C.device)[:, :, None]
+        if mask_y is not None:
+            real = real & torch.as_tensor(mask_y, device=C.device)[:, None, :]
+        values = C[real]
+        scale = float(values.median()) if eps_mode == "median" else float(values.std()) if values.numel() > 1 else 0.0
+    if not scale > 0:
+        raise ValueError(f"eps_mode={eps_mode!r} needs a cost with a positive {eps_mode}, got {scale:.3g} "
+                         "(all token costs equal?); use eps_mode='absolute'")
+    return scale

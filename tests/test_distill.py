@@ -14,6 +14,7 @@ from optical_ref.losses import kd_kl, kd_mse, ot_distill
 from optical_ref.text import load_tokenizer, train_tokenizer
 from optical_ref.train import DISTILLATION_METHODS, METHODS, TrainConfig, teacher_outputs, train_student
 
+OT = {"eps": 0.05, "n_iter": 50, "grad": "envelope", "cost": "cosine"}   # the training values (TrainConfig)
 needs_shared = pytest.mark.skipif(not holds_data(SHARED), reason=f"the shared data is not at {SHARED}")
 
 
@@ -40,8 +41,8 @@ def test_ot_loss_is_zero_when_token_sets_coincide_and_larger_when_shuffled_into_
     torch.manual_seed(0)
     tokens = torch.randn(2, 5, 16)
     mask = torch.ones(2, 5, dtype=torch.bool)
-    same = ot_distill(tokens, tokens[:, torch.randperm(5)], mask, mask, eps=0.01, n_iter=200)
-    perturbed = ot_distill(tokens, tokens + 0.8 * torch.randn_like(tokens), mask, mask, eps=0.01, n_iter=200)
+    same = ot_distill(tokens, tokens[:, torch.randperm(5)], mask, mask, **dict(OT, eps=0.01, n_iter=200))
+    perturbed = ot_distill(tokens, tokens + 0.8 * torch.randn_like(tokens), mask, mask, **dict(OT, eps=0.01, n_iter=200))
     assert same < 0.02          # a permutation of the same tokens costs (almost) nothing: OT re-pairs them
     assert perturbed > 5 * same
 
@@ -54,8 +55,8 @@ def test_padding_never_changes_the_ot_loss():
     pad_t = torch.cat([t_tokens, torch.zeros(1, 2, 8)], 1)           # zero vectors in the padding
     pad_s_mask = torch.cat([s_mask, torch.zeros(1, 3, dtype=torch.bool)], 1)
     pad_t_mask = torch.cat([t_mask, torch.zeros(1, 2, dtype=torch.bool)], 1)
-    torch.testing.assert_close(ot_distill(s_tokens, t_tokens, s_mask, t_mask),
-                               ot_distill(pad_s, pad_t, pad_s_mask, pad_t_mask), atol=1e-6, rtol=0)
+    torch.testing.assert_close(ot_distill(s_tokens, t_tokens, s_mask, t_mask, **OT),
+                               ot_distill(pad_s, pad_t, pad_s_mask, pad_t_mask, **OT), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("grad", ["envelope", "unrolled"])
@@ -65,7 +66,7 @@ def test_ot_loss_gradients_are_finite(grad):
     y = torch.randn(3, 4, 8)
     mask_x = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
     mask_y = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
-    ot_distill(x, y, mask_x, mask_y, grad=grad).backward()
+    ot_distill(x, y, mask_x, mask_y, **dict(OT, grad=grad)).backward()
     assert torch.isfinite(x.grad).all()
     assert torch.all(x.grad[~mask_x] == 0)      # padded tokens get no gradient
 
@@ -95,7 +96,7 @@ def test_padding_never_changes_a_sentence_embedding_so_never_the_kd_losses(tiny_
     torch.testing.assert_close(kd_mse(padded.sentence[:1], teacher), kd_mse(alone.sentence, teacher), atol=1e-5, rtol=0)
     logits_alone, logits_padded = head(alone.sentence), head(padded.sentence[:1])
     z = torch.randn_like(logits_alone)
-    torch.testing.assert_close(kd_kl(logits_padded, z), kd_kl(logits_alone, z), atol=1e-5, rtol=0)
+    torch.testing.assert_close(kd_kl(logits_padded, z, 2.0), kd_kl(logits_alone, z, 2.0), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "zero-shot"])
@@ -249,8 +250,8 @@ def test_the_command_line_reports_bad_settings_in_one_line(capsys):
 
 @needs_shared
 def test_the_mtod_setting_distils_from_the_machine_translated_bitext_and_tests_on_human_data():
-    from optical_ref.compare import load_setting
-    setting = load_setting(make_config("quick", dataset="mtod", data_dir=str(SHARED)))
+    from optical_ref.data.settings import load_setting
+    setting = load_setting("mtod", SHARED, ["es", "th"], split_seed=0)
     assert set(setting.bitext) == {"es", "th"} and len(setting.bitext["th"]) == 30521
     assert len(setting.en_train) == 6000 and len(setting.intents) == 12
     assert len(setting.target_test["th"]) <= 1692 and setting.en_of_test["th"] is None   # not parallel
@@ -267,3 +268,42 @@ def test_an_output_folder_of_another_configuration_is_refused_not_mixed(tiny_dat
     with pytest.raises(ValueError, match="different configuration.*--resume"):
         run_comparison(other, out, progress_bars=False)
     assert len(run_comparison(first, out, progress_bars=False)["runs"]) == 1   # the same one resumes
+
+
+# ------------------------------------------------------------------------------------------------
+# One home for every setting: --set KEY=VALUE
+# ------------------------------------------------------------------------------------------------
+def test_set_converts_each_value_to_its_settings_type():
+    from optical_ref.config import parse_settings
+    assert parse_settings(["ot_eps=0.1", "student_steps=5", "ot_grad=unrolled"]) == \
+        {"ot_eps": 0.1, "student_steps": 5, "ot_grad": "unrolled"}
+
+
+@pytest.mark.parametrize("item,message", [
+    ("ot_epsilon=0.1", "unknown setting 'ot_epsilon'; valid settings: batch_size"),
+    ("student_steps=many", "student_steps expects an integer"),
+    ("ot_eps", "expected KEY=VALUE"),
+])
+def test_set_refuses_unknown_keys_and_bad_values_naming_the_key(item, message):
+    from optical_ref.config import parse_settings
+    with pytest.raises(ValueError, match=message):
+        parse_settings([item])
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"ot_eps": -1.0}, "ot_eps=-1.0 is invalid"), ({"ot_grad": "magic"}, "ot_grad='magic' is invalid"),
+    ({"freeze": "all"}, "freeze='all' is invalid"),
+])
+def test_out_of_range_settings_are_refused_before_training(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make_config("quick", train_overrides=overrides)
+
+
+def test_set_values_reach_the_recorded_configuration():
+    cfg = make_config("quick", train_overrides={"ot_eps": 0.1})
+    assert cfg.train["ot_eps"] == 0.1 and cfg.settings == {"ot_eps": 0.1}
+
+
+def test_an_unknown_method_never_trains_silently_as_another():
+    with pytest.raises(ValueError, match="cannot train a student with method 'ot-new'"):
+        train_student("ot-new", None, None, None, ["x"], TrainConfig(), 0)

@@ -310,7 +310,7 @@ GOOD_C = np.ones((2, 3))
         (None, None, GOOD_C, {"eps": np.nan}, "eps must be finite and > 0"),
         (None, None, GOOD_C, {"eps": "big"}, "eps must be a positive number"),
         (None, None, GOOD_C, {"method": "sinkhorn"}, "unknown method"),
-        (None, None, GOOD_C, {"tol": 0.0}, "tol must be"),
+        (None, None, GOOD_C, {"tol": -1.0}, "tol must be"),
         (None, None, GOOD_C, {"max_iter": 0}, "max_iter must be"),
         (None, None, GOOD_C, {"max_iter": 2.5}, "max_iter must be"),
     ],
@@ -334,3 +334,41 @@ def test_bad_point_sets_and_plan_shapes_are_rejected():
         cosine_cost(np.zeros((1, 3)), np.ones((2, 3)))
     with pytest.raises(ValueError, match="same shape"):
         frobenius(np.ones((2, 2)), np.ones((2, 3)))
+
+
+# ------------------------------------------------------------------------------------------------
+# A fixed number of iterations: the setting of training
+# ------------------------------------------------------------------------------------------------
+def test_n_iter_runs_exactly_that_many_iterations_and_never_warns():
+    import warnings as _warnings
+    C = np.random.default_rng(0).random((5, 7))
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        res = sinkhorn(None, None, C, 0.01, n_iter=3)
+    assert res.n_iter == 3 and res.marginal_error > 1e-9   # not converged after 3 iterations, as expected
+
+
+def test_tol_zero_means_never_stop_early_like_pots_stopthr_zero():
+    C = np.random.default_rng(1).random((4, 4))
+    res = sinkhorn(None, None, C, 0.1, tol=0, max_iter=25)
+    assert res.n_iter == 25
+
+
+def test_the_numpy_reference_reproduces_the_torch_plan_at_the_same_fixed_iterations():
+    import torch
+
+    from optical_ref import ot_torch
+    C = np.random.default_rng(2).random((6, 9))
+    for method in ("log", "kernel"):
+        ours = sinkhorn(None, None, C, 0.05, n_iter=50, method=method).plan
+        theirs = ot_torch.sinkhorn(None, None, torch.tensor(C), 0.05, n_iter=50, method=method).plan.numpy()
+        np.testing.assert_allclose(ours, theirs, atol=1e-13, rtol=0)
+
+
+def test_a_plan_that_cannot_be_represented_raises_instead_of_returning_nan():
+    from optical_ref.ot import SinkhornBreakdownError
+    C = np.random.default_rng(3).random((3, 3))
+    with pytest.raises(SinkhornBreakdownError, match="non-finite"):
+        sinkhorn(None, None, C, 1e-310, max_iter=5)
+    with pytest.raises(SinkhornBreakdownError, match="non-finite"):
+        sinkhorn(None, None, C * 1e308, 1.0, max_iter=5)

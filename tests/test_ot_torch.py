@@ -197,12 +197,12 @@ def test_ot_loss_is_zero_for_identical_token_sets_and_larger_for_perturbed_ones(
 def test_ot_loss_ignores_padding_whatever_it_holds():
     torch.manual_seed(4)
     X, Y = torch.randn(1, 4, 8, dtype=torch.float64), torch.randn(1, 5, 8, dtype=torch.float64)
-    loss = ot_loss(X, Y)
+    loss = ot_loss(X, Y, eps=0.05)
     Xp = torch.cat([X, torch.randn(1, 3, 8, dtype=torch.float64)], dim=1)
     Yp = torch.cat([Y, torch.zeros(1, 2, 8, dtype=torch.float64)], dim=1)
     mask_x = torch.tensor([[True] * 4 + [False] * 3])
     mask_y = torch.tensor([[True] * 5 + [False] * 2])
-    torch.testing.assert_close(ot_loss(Xp, Yp, mask_x, mask_y), loss, atol=1e-9, rtol=0)
+    torch.testing.assert_close(ot_loss(Xp, Yp, mask_x, mask_y, eps=0.05), loss, atol=1e-9, rtol=0)
 
 
 def test_cost_matrix_equals_the_numpy_cost_helpers():
@@ -253,8 +253,8 @@ C34 = torch.rand(2, 3, 4, dtype=torch.float64)
         (lambda: sinkhorn(None, None, C34, 0.1, n_iter=0), "n_iter must be"),
         (lambda: sinkhorn(None, None, C34, 0.1, tol=-1.0), "tol must be"),
         (lambda: sinkhorn(None, None, C34, 0.1, max_iter=0), "max_iter must be"),
-        (lambda: ot_loss(torch.rand(2, 3, 4), torch.rand(2, 3, 5)), "same B and d"),
-        (lambda: ot_loss(torch.rand(2, 3, 4), torch.rand(2, 3, 4), cost="manhattan"), "unknown cost"),
+        (lambda: ot_loss(torch.rand(2, 3, 4), torch.rand(2, 3, 5), eps=0.05), "same B and d"),
+        (lambda: ot_loss(torch.rand(2, 3, 4), torch.rand(2, 3, 4), eps=0.05, cost="manhattan"), "unknown cost"),
     ],
 )
 def test_bad_input_raises_a_value_error_that_says_what_is_wrong(call, message):

@@ -45,7 +45,7 @@ for method in ["position-wise mse", "ot", "ot+kd"]:
             if method == "position-wise mse":
                 loss = kd_mse(s_tokens, t_tokens)                           # pairs token i with token i: wrong
             else:
-                loss = ot_distill(s_tokens, t_tokens, mask, mask, eps=0.05, n_iter=50)
+                loss = ot_distill(s_tokens, t_tokens, mask, mask, eps=0.05, n_iter=50, grad="envelope", cost="cosine")
                 if method == "ot+kd":
                     loss = loss + kd_mse(s_tokens.mean(1), t_tokens.mean(1))  # sentence means, order-free
             optimizer.zero_grad()

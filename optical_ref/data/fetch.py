@@ -93,3 +93,9 @@ def fetch_mtop(data_dir, url: str = OFFICIAL_MTOP_URL, sha256: str | None = None
 def main(args) -> int:
     fetch_mtop(args.data_dir, args.url, args.sha256)
     return 0
+
+
+def ensure_available(dataset, data_dir=None, *, offline=None, progress=print):
+    """placeholder"""
+    from .paths import find_data_dir
+    return find_data_dir(data_dir, dataset)

@@ -1,0 +1,131 @@
+"""The comparison's run folder as a small, robust store: one JSON record per finished run in ``runs.jsonl``,
+and every other file written atomically.
+
+- Appends always start on a new line, so a line cut short by an interrupted write is never glued to the
+  next record; such a line (or any line that is not a run record) is reported with its line number and
+  ignored, and the run it belonged to is simply run again.
+- Records are keyed by (method, lang, budget, seed, split_seed). Two records with the same key are the same
+  run: identical ones count once; different ones are an error that names both lines (never averaged).
+- JSON files (``config.json``, ``teacher.json``, ...) are written to a temporary file and renamed into
+  place, and read back with a message that names the file and says how to recover.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+RECORD_FIELDS = {"method": str, "lang": str, "seed": int, "split_seed": int, "intent_acc": float}
+METRIC_FIELDS = ("intent_acc", "macro_f1", "knn_acc", "mrr10", "recall1", "en_acc")
+
+
+class RunFolderError(ValueError):
+    """A run folder holds something that cannot be used as it is; the message says how to recover."""
+
+
+def run_key(record) -> tuple:
+    return (record["method"], record["lang"], str(record["budget"]), int(record["seed"]), int(record["split_seed"]))
+
+
+def record_problem(record) -> str | None:
+    """Why ``record`` is not a run record, or None."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    for key, kind in RECORD_FIELDS.items():
+        value = record.get(key)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind) and not isinstance(value, bool)
+        if not ok:
+            return f"field {key!r} is missing or not a {kind.__name__}"
+    budget = record.get("budget")
+    if not (budget == "all" or (isinstance(budget, int) and not isinstance(budget, bool) and budget > 0)):
+        return "field 'budget' is missing or not a positive integer or 'all'"
+    return None
+
+
+def read_records(out, say=print) -> list:
+    """The valid records of ``out/runs.jsonl``, each run once; bad lines are reported and skipped."""
+    path = Path(out) / "runs.jsonl"
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise RunFolderError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                             "move it away to start the comparison afresh") from None
+    records, seen = [], {}
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            say(f"[runs] {path}:{line_no}: not a complete JSON line (an interrupted write?); ignored, its run is redone")
+            continue
+        problem = record_problem(record)
+        if problem:
+            say(f"[runs] {path}:{line_no}: not a run record ({problem}); ignored")
+            continue
+        key = run_key(record)
+        if key in seen:
+            first_no, first = seen[key]
+            if _metrics(first) != _metrics(record):
+                raise RunFolderError(
+                    f"{path}: lines {first_no} and {line_no} are the same run {key} with different results; "
+                    "delete the wrong line (a run folder must hold one result per run)")
+            continue
+        seen[key] = (line_no, record)
+        records.append(record)
+    return records
+
+
+def _metrics(record) -> dict:
+    return {k: record.get(k) for k in METRIC_FIELDS}
+
+
+def append_record(out, record) -> None:
+    """Append one record as one line; a previous line left unfinished is closed first."""
+    path = Path(out) / "runs.jsonl"
+    needs_newline = path.is_file() and path.stat().st_size > 0 and not _ends_with_newline(path)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(("\n" if needs_newline else "") + json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
+def write_atomic(path, data) -> None:
+    """Write ``data`` (str or bytes) to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path, what: str, recover: str):
+    """Read a JSON file of the run folder, or raise RunFolderError naming it and saying how to recover."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFolderError(f"{path}: cannot read the {what} ({type(err).__name__}: {err}); {recover}") from None
