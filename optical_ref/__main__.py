@@ -14,7 +14,8 @@ COMMANDS = {
     # name: (module, one-line help)
     "compare": ("optical_ref.compare", "the OT-vs-KD comparison on reduced MTOP (the main job)"),
     "data-summary": ("optical_ref.data.summary", "where the data is, what it holds, checksums"),
-    "fetch-mtop": ("optical_ref.data.fetch", "download and unpack the official MTOP archive (needs network)"),
+    "fetch": ("optical_ref.data.fetch", "download a dataset once into the user cache: mtop-reduced | mtod | mtop-official | all"),
+    "encoder": ("optical_ref.pretrained", "encoder prepare e5-small: build the pretrained checkpoint folder once"),
     "bench": ("optical_ref.bench", "benchmarks: sinkhorn | distill"),
     "check": ("optical_ref.check", "grade an exercise: check EXERCISE --impl FILE.py:FUNCTION (--list)"),
     "reference": ("optical_ref.reference.cli", "reference outputs: regenerate | verify --impl FILE.py:FUNCTION"),

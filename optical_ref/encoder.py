@@ -116,7 +116,10 @@ def load_pretrained_encoder(path, max_length: int = 64, layer: int = -1) -> Enco
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--encoder {path}: no config.json there; this folder is not a transformers checkpoint")
     try:
-        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        try:   # the encoder's pooler is never used: do not build (and randomly initialise) one
+            model = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+        except TypeError:
+            model = AutoModel.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, KeyError) as err:
         raise ValueError(f"--encoder {path}: cannot load the model ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200]})") from None

@@ -286,7 +286,8 @@ def sinkhorn(a, b, C, eps, *, method: str = "log", tol: float = 1e-9, max_iter: 
     if n_iter is not None:
         tol, max_iter = 0.0, n_iter
     solve = _sinkhorn_log if method == "log" else _sinkhorn_kernel
-    result = solve(a, b, C, eps, tol, max_iter)
+    with np.errstate(over="ignore", invalid="ignore"):   # a breakdown is detected and reported just below
+        result = solve(a, b, C, eps, tol, max_iter)
     # After each column update the plan's columns sum to b, so its total mass equals sum(b) whether or not
     # the rows have converged; a plan that is not finite or has lost its mass has broken down numerically.
     if not np.all(np.isfinite(result.plan)) or abs(result.plan.sum() - b.sum()) > 1e-6 * b.sum():
@@ -321,6 +322,8 @@ def _sinkhorn_log(a, b, C, eps, tol, max_iter) -> SinkhornResult:
         row_sums = np.exp(f / eps + log_Kv)  # f_i = -inf where a_i = 0 gives exp(-inf) = 0, as it should
         marginal_error = float(np.abs(row_sums - a).sum())
         if tol > 0 and marginal_error <= tol:   # tol = 0: never stop early
+            break
+        if not np.isfinite(marginal_error):      # numerical breakdown: reported by sinkhorn() below
             break
 
     plan = np.exp(minus_C_over_eps + f[:, None] / eps + g[None, :] / eps)                 # (4)
