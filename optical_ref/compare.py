@@ -46,11 +46,11 @@ PRESETS = {
     # pretrained: multilingual-e5-small (teacher fine-tuned on English, then frozen), the label-free methods
     "pretrained": {"langs": ["hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
                    "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd"],
-                   "train": {"teacher_epochs": 2, "student_steps": 60}},
+                   "train": {"teacher_epochs": 40, "student_steps": 40}},
     "pretrained-full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [100, "all"], "seeds": [0, 1, 2],
                         "split_seeds": [0], "encoder": "e5-small",
                         "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd", "target-supervised"],
-                        "train": {"teacher_epochs": 3, "student_steps": 100}},
+                        "train": {"teacher_epochs": 40, "student_steps": 80}},
 }
 MTOD_PRESET_OVERRIDES = {"quick": {"budgets": [2000]}, "default": {"budgets": [1000, 10000]},
                          "full": {"budgets": [1000, 10000, "all"]}}
@@ -350,7 +350,8 @@ def teacher_dir(out: Path, split_seed: int) -> Path:
 
 def teacher_fingerprint(cfg: CompareConfig, tcfg, split_seed: int) -> dict:
     """What the teacher depends on; a cached teacher with another fingerprint is never reused."""
-    keys = ("batch_size", "lr", "teacher_lr", "weight_decay", "teacher_epochs", "freeze", "max_length")
+    keys = ("batch_size", "lr", "teacher_lr", "head_lr", "weight_decay", "teacher_epochs", "teacher_train", "freeze",
+            "max_length")
     return {"dataset": cfg.dataset, "split_seed": split_seed, "encoder": cfg.encoder,
             "tokenizer_langs": None if cfg.encoder else sorted(cfg.langs),
             **{k: getattr(tcfg, k) for k in keys}}

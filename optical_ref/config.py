@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, fields
 OT_COSTS = ("cosine", "sq_euclidean")
 OT_GRADS = ("envelope", "unrolled")
 OT_EPS_MODES = ("absolute", "median", "std")
-FREEZE_CHOICES = ("none", "embeddings")
 
 
 @dataclass
@@ -25,9 +24,11 @@ class TrainConfig:
 
     batch_size: int = 32             # sentences (or bitext pairs) per step
     lr: float = 5e-4                 # AdamW, students and teacher; high because the small encoder starts from scratch
-    teacher_lr: float = 0.0          # 0: the same as lr
+    teacher_lr: float = 0.0          # the teacher's encoder; 0: the same as lr
+    head_lr: float = 0.0             # the teacher's intent head (new, randomly initialised); 0: the same as the encoder's
     weight_decay: float = 0.01
     teacher_epochs: int = 30         # English epochs; the epoch with the best English dev accuracy is kept
+    teacher_train: str = "all"       # all: encoder + head on English intents; head: the encoder as it is, a linear head on it
     student_steps: int = 300         # optimisation steps per student, the same for every budget
     kd_temperature: float = 2.0      # Hinton KD temperature T
     kd_weight: float = 1.0           # weight of kd-mse inside ot+kd
@@ -37,7 +38,7 @@ class TrainConfig:
     ot_grad: str = "envelope"        # envelope (P held fixed) or unrolled (through the iterations)
     ot_cost: str = "cosine"          # cosine (1 - cos) or sq_euclidean
     ot_layer: int = -1               # hidden layer whose token states are aligned (-1: the last)
-    freeze: str = "none"             # none, or embeddings: the word-embedding matrix is not trained
+    freeze: str = "none"             # none | embeddings (word embeddings not trained) | embeddings+K (and the lower K layers)
     max_length: int = 64             # tokens per sentence after truncation
     device: str = "cpu"
 
@@ -50,6 +51,10 @@ class TrainConfig:
     @property
     def effective_teacher_lr(self) -> float:
         return self.teacher_lr or self.lr
+
+    @property
+    def effective_head_lr(self) -> float:
+        return self.head_lr or self.effective_teacher_lr
 
 
 def check_train_config(cfg: TrainConfig) -> None:
@@ -64,16 +69,29 @@ def check_train_config(cfg: TrainConfig) -> None:
     for key in ("lr", "ot_eps", "kd_temperature"):
         value = getattr(cfg, key)
         need(isinstance(value, (int, float)) and value > 0 and value < float("inf"), key, "expected a number > 0")
-    for key in ("teacher_lr", "weight_decay", "kd_weight"):
+    for key in ("teacher_lr", "head_lr", "weight_decay", "kd_weight"):
         value = getattr(cfg, key)
         need(isinstance(value, (int, float)) and 0 <= value < float("inf"), key, "expected a number >= 0")
+    need(cfg.teacher_train in ("all", "head"), "teacher_train", "choose all or head")
     need(cfg.ot_cost in OT_COSTS, "ot_cost", f"choose one of {', '.join(OT_COSTS)}")
     need(cfg.ot_grad in OT_GRADS, "ot_grad", f"choose one of {', '.join(OT_GRADS)}")
     need(cfg.ot_eps_mode in OT_EPS_MODES, "ot_eps_mode", f"choose one of {', '.join(OT_EPS_MODES)}")
-    need(cfg.freeze in FREEZE_CHOICES, "freeze", f"choose one of {', '.join(FREEZE_CHOICES)}")
+    need(frozen_layers(cfg.freeze) is not None, "freeze", "choose none, embeddings, or embeddings+K (K >= 1 lower layers too)")
     need(isinstance(cfg.ot_layer, int) and not isinstance(cfg.ot_layer, bool), "ot_layer",
          "expected an integer (-1 = the last hidden layer, 0 = the embeddings)")
     need(cfg.device in ("cpu", "cuda"), "device", "choose cpu or cuda")
+
+
+def frozen_layers(freeze: str):
+    """none -> -1 (nothing frozen); embeddings -> 0; embeddings+K -> K; anything else -> None."""
+    if freeze == "none":
+        return -1
+    if freeze == "embeddings":
+        return 0
+    if isinstance(freeze, str) and freeze.startswith("embeddings+") and freeze[len("embeddings+"):].isdigit():
+        k = int(freeze[len("embeddings+"):])
+        return k if k >= 1 else None
+    return None
 
 
 def parse_settings(items) -> dict:
@@ -107,4 +125,5 @@ def defaults_for_encoder(encoder: str | None) -> dict:
     """The defaults that differ for a pretrained encoder (fine-tuning rate, frozen word embeddings, eps)."""
     if encoder is None:
         return {}
-    return {"lr": 3e-5, "freeze": "embeddings", "ot_eps_mode": "median", "ot_eps": 0.1, "max_length": 48}
+    return {"lr": 3e-5, "head_lr": 1e-3, "teacher_train": "head", "freeze": "embeddings", "ot_eps_mode": "median", "ot_eps": 0.1,
+            "max_length": 48}

@@ -43,14 +43,23 @@ def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> list:
 # --------------------------------------------------------------------------------------------------
 def train_teacher(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg: TrainConfig,
                   seed: int, progress=None) -> dict:
-    """Supervised English training; keeps the parameters with the best English dev accuracy."""
+    """Supervised English training; keeps the parameters with the best English dev accuracy.
+
+    ``cfg.teacher_train == "head"``: the encoder stays as it is (a pretrained retrieval model) and only the
+    linear intent head learns, on sentence embeddings computed once (see :func:`train_head_only`).
+    """
     from .evaluate import predict_intents
+
+    if cfg.teacher_train == "head":
+        return train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed,
+                               progress)
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     set_trainable(encoder, cfg.freeze)
-    params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.effective_teacher_lr, weight_decay=cfg.weight_decay)
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": params}, {"params": list(head.parameters()), "lr": cfg.effective_head_lr}],
+                                  lr=cfg.effective_teacher_lr, weight_decay=cfg.weight_decay)
     labels = torch.as_tensor(train_labels)
     best = (-1.0, None)
     history = []
@@ -74,6 +83,42 @@ def train_teacher(encoder, head, tokenizer, train_texts, train_labels, dev_texts
     encoder.load_state_dict(best[1][0])
     head.load_state_dict(best[1][1])
     encoder.eval(), head.eval()
+    return {"best_dev_acc": best[0], "history": history}
+
+
+def train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed, progress=None):
+    """A linear probe: the encoder is frozen (its sentence embeddings are computed once, without dropout) and
+    the head is trained on them for ``teacher_epochs`` epochs at ``head_lr``; the best English dev epoch is kept."""
+    from .evaluate import encode_sentences
+
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    train_x = encode_sentences(encoder, tokenizer, train_texts, cfg.device).to(cfg.device)
+    dev_x = encode_sentences(encoder, tokenizer, dev_texts, cfg.device).to(cfg.device)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.effective_head_lr, weight_decay=cfg.weight_decay)
+    labels, dev_gold = torch.as_tensor(train_labels).to(cfg.device), np.asarray(dev_labels)
+    best, history = (-1.0, None), []
+    for epoch in range(cfg.teacher_epochs):
+        head.train()
+        total = 0.0
+        for idx in shuffled_batches(len(train_texts), cfg.batch_size, rng):
+            loss = supervised_ce(head(train_x[idx]), labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        head.eval()
+        with torch.no_grad():
+            dev_acc = float(np.mean(head(dev_x).argmax(-1).cpu().numpy() == dev_gold))
+        history.append({"epoch": epoch + 1, "train_loss": total / len(train_texts), "dev_acc": dev_acc})
+        if dev_acc > best[0]:
+            best = (dev_acc, copy.deepcopy(head.state_dict()))
+        if progress:
+            progress(epoch + 1, cfg.teacher_epochs, history[-1])
+    head.load_state_dict(best[1])
+    head.eval(), encoder.eval()
     return {"best_dev_acc": best[0], "history": history}
 
 
@@ -111,17 +156,30 @@ def teacher_outputs(encoder, head, tokenizer, texts, device="cpu", batch_size=12
 # The students: one loss function per method, dispatched by name (an unknown method raises)
 # --------------------------------------------------------------------------------------------------
 def set_trainable(encoder, freeze: str) -> None:
-    """All parameters trainable, except the word-embedding matrix when ``freeze="embeddings"``.
+    """All parameters trainable, except: ``embeddings`` the word-embedding matrix; ``embeddings+K`` also the
+    position/type embeddings and the lower K transformer layers (backward then stops above them).
 
-    Freezing it is the pretrained encoder's CPU default: e5-small's 250k x 384 matrix is 96M of its 118M
-    parameters, and the words of a small bitext touch a few thousand of its rows.
+    Freezing the word embeddings is the pretrained encoder's CPU default: e5-small's 250k x 384 matrix is 96M
+    of its 118M parameters, and the words of a small bitext touch a few thousand of its rows.
     """
+    from .config import frozen_layers
+
+    k = frozen_layers(freeze)
+    if k is None:
+        raise ValueError(f"unknown freeze setting {freeze!r}; choose none, embeddings or embeddings+K")
     for p in encoder.parameters():
         p.requires_grad_(True)
-    if freeze == "embeddings":
+    if k >= 0:
         encoder.model.get_input_embeddings().weight.requires_grad_(False)
-    elif freeze != "none":
-        raise ValueError(f"unknown freeze setting {freeze!r}; choose none or embeddings")
+    if k >= 1:
+        for p in encoder.model.embeddings.parameters():
+            p.requires_grad_(False)
+        layers = encoder.model.encoder.layer
+        if k > len(layers):
+            raise ValueError(f"freeze={freeze}: the encoder has only {len(layers)} layers")
+        for layer in layers[:k]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
 
 
 def _teacher_side(teacher, idx, cfg):
