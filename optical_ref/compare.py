@@ -368,6 +368,7 @@ def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars
         encoder = build_encoder(len(tokenizer), seed=0, max_length=tcfg.max_length)
     else:
         encoder = load_pretrained_encoder(encoder_dir, max_length=tcfg.max_length, layer=tcfg.ot_layer)
+        torch.manual_seed(0)      # the head's initialisation must not depend on what loading consumed
     encoder = encoder.to(cfg.device)
     head = IntentHead(encoder.dim, len(setting.intents)).to(cfg.device)
     fingerprint = teacher_fingerprint(cfg, tcfg, setting.split_seed)

@@ -1,8 +1,13 @@
 """Shared fixtures: small data written by the tests, so nothing depends on ../shared unless it says so."""
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# No test ever touches the network: downloads are forbidden unless a test sets a file:// mirror itself.
+os.environ["OPTICAL_REF_OFFLINE"] = "1"
+os.environ.pop("OPTICAL_REF_MIRROR", None)
 
 LANGS6 = ["en", "de", "es", "fr", "hi", "th"]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -48,6 +48,7 @@ def find_data_dir(data_dir=None, dataset: str | None = None) -> Path:
     raise FileNotFoundError(
         f"could not find the {what} data. Looked in:\n" + "\n".join(tried) + "\n"
         "Fix: pass --data-dir DIR (or set $OPTICAL_REF_DATA) to a folder with mtop/dev.json, mtop/test.json and "
-        "mtod/; the project's shared copy lives in ../shared/data beside the repository. Users with network "
-        "access can get the official MTOP release with `python -m optical_ref fetch-mtop --data-dir DIR`."
+        "mtod/; the project's shared copy lives in ../shared/data beside the repository. With network access, "
+        "`python -m optical_ref fetch mtop-reduced` (or mtod, all) downloads a verified copy into the user cache "
+        "(compare and data-summary do this by themselves unless --offline / OPTICAL_REF_OFFLINE=1)."
     )

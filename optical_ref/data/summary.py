@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +26,7 @@ CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})\s+(\S+)\s*$")
 def add_arguments(parser) -> None:
     parser.add_argument("--data-dir", default=None, help="data directory (default: see README, Data)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--offline", action="store_true", default=None, help="never download data (also: OPTICAL_REF_OFFLINE=1)")
 
 
 def sha256(path: Path) -> str:
@@ -119,6 +121,10 @@ def print_summary(s: dict) -> None:
 
 
 def main(args) -> int:
+    from .fetch import ensure_available
+    if args.data_dir is None:   # with no copy anywhere, fetch the datasets once (unless offline)
+        for dataset in ("mtop", "mtod"):
+            ensure_available(dataset, None, offline=args.offline, progress=lambda m: print(m, file=sys.stderr))
     s = summarize(args.data_dir)
     if args.json:
         print(json.dumps(s, indent=2))
