@@ -43,14 +43,16 @@ PRESETS = {
     # full: every language, three budgets, three seeds, two re-splits (each with its own tokenizer and teacher)
     "full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [50, 200, "all"], "seeds": [0, 1, 2],
              "split_seeds": [0, 1], "train": {"teacher_epochs": 30, "student_steps": 300}},
-    # pretrained: multilingual-e5-small (teacher fine-tuned on English, then frozen), the label-free methods
+    # pretrained: multilingual-e5-small as the frozen English-side teacher (a linear intent head on it), students
+    # from the same weights; ot_eps and kd_temperature chosen label-free on the dev bitext by
+    # `python -m optical_ref select --preset pretrained --lang th` (tutorials/results/pretrained/selection.json)
     "pretrained": {"langs": ["hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
                    "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd"],
-                   "train": {"teacher_epochs": 40, "student_steps": 40}},
+                   "train": {"teacher_epochs": 40, "student_steps": 40, "ot_eps": 0.1, "kd_temperature": 4.0}},
     "pretrained-full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [100, "all"], "seeds": [0, 1, 2],
                         "split_seeds": [0], "encoder": "e5-small",
                         "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd", "target-supervised"],
-                        "train": {"teacher_epochs": 40, "student_steps": 80}},
+                        "train": {"teacher_epochs": 40, "student_steps": 40, "ot_eps": 0.1, "kd_temperature": 4.0}},
 }
 MTOD_PRESET_OVERRIDES = {"quick": {"budgets": [2000]}, "default": {"budgets": [1000, 10000]},
                          "full": {"budgets": [1000, 10000, "all"]}}
