@@ -1,7 +1,8 @@
-"""The automatic checker: ``python -m optical_ref check EXERCISE --impl FILE.py:FUNCTION`` (and ``--list``),
-and its researcher-facing twin ``python -m optical_ref reference verify --impl FILE.py:FUNCTION --kind KIND``.
+"""The automatic checker: ``python -m optical_ref check EXERCISE --impl FILE.py:FUNCTION`` (and ``--list``).
 
-It calls the given function on the reference cases of ``optical_ref/reference/`` and prints, per case,
+The exercise catalogue and its hints, built on the verification engine (:mod:`optical_ref.reference.engine`,
+which ``reference verify`` uses too, and which imports nothing from here). It calls the given function on the
+reference cases of ``optical_ref/reference/`` and prints, per case,
 PASS or FAIL with the largest absolute error and, on failure, a hint when it recognises a common mistake
 (a transposed plan, a missing column update, swapped marginals, a temperature not squared, padding
 counted, ...). A crash inside the function is that case's failure, with its message. Exit status: 0 when
@@ -9,17 +10,12 @@ every case passes, 1 otherwise.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import traceback
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from . import reference
-from .reference import max_abs_error
+from .reference import engine
+from .reference.engine import _torch, load_function, report  # noqa: F401 (the command line and tests use them)
 
 
 @dataclass
@@ -51,68 +47,8 @@ EXERCISES = {
 
 
 # --------------------------------------------------------------------------------------------------
-# Calling an implementation on a case, and the library's own answers for the hints
+# Hints: the library's own answers to common mistakes, recomputed on the same inputs
 # --------------------------------------------------------------------------------------------------
-def _np(x):
-    return None if x is None else np.asarray(x, dtype=float)
-
-
-def _torch(x, dtype=None):
-    import torch
-    return torch.tensor(x, dtype=dtype or torch.float64)
-
-
-def _mask(x):
-    import torch
-    return torch.tensor(x, dtype=torch.bool)
-
-
-def _to_array(value):
-    if hasattr(value, "plan"):
-        value = value.plan
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=float)
-
-
-def call(kind: str, fn, inputs: dict):
-    """Run ``fn`` on one case's inputs (numpy for numpy kinds, float64 torch tensors for torch kinds)."""
-    if kind == "sinkhorn":
-        return _to_array(fn(_np(inputs["a"]), _np(inputs["b"]), _np(inputs["C"]), inputs["eps"]))
-    if kind == "exact_ot":
-        plan, cost = fn(_np(inputs["a"]), _np(inputs["b"]), _np(inputs["C"]))
-        return {"plan": _to_array(plan), "cost": float(cost)}
-    if kind == "batched_sinkhorn":
-        return _to_array(fn(_torch(inputs["C"]), _mask(inputs["mask_a"]), _mask(inputs["mask_b"]), inputs["eps"]))
-    if kind == "frobenius":
-        return float(fn(_np(inputs["P"]), _np(inputs["C"])))
-    if kind == "kd_mse":
-        return float(fn(_torch(inputs["student"]), _torch(inputs["teacher"])))
-    if kind == "kd_kl":
-        return float(fn(_torch(inputs["student_logits"]), _torch(inputs["teacher_logits"]), inputs["T"]))
-    if kind == "ot_loss":
-        return _to_array(fn(_torch(inputs["X"]), _torch(inputs["Y"]), _mask(inputs["mask_x"]), _mask(inputs["mask_y"]),
-                            inputs["eps"]))
-    raise ValueError(f"unknown kind {kind!r}")
-
-
-def compare(kind: str, result, case) -> float:
-    expected = case["expected"]
-    if kind == "sinkhorn" or kind == "batched_sinkhorn":
-        return max_abs_error(result, expected["plan"])
-    if kind == "exact_ot":
-        return max(max_abs_error(result["plan"], expected["plan"]), abs(result["cost"] - expected["cost"]))
-    if kind == "ot_loss":
-        return max_abs_error(result, expected["losses"])
-    return abs(result - expected["value"])
-
-
-def tolerance(kind: str, case) -> float:
-    tol = case["tolerance"]
-    return {"sinkhorn": tol.get("plan"), "batched_sinkhorn": tol.get("plan"), "exact_ot": tol.get("plan"),
-            "ot_loss": tol.get("losses")}.get(kind, tol.get("value"))
-
-
 def _close(x, y, atol=1e-6) -> bool:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     return x.shape == y.shape and bool(np.all(np.abs(x - y) <= atol))
@@ -190,80 +126,9 @@ def _ot_loss_padding_counted(x):
     return ot_loss(X, Y, None, None, eps=x["eps"], tol=1e-12, max_iter=100_000).numpy()
 
 
-# --------------------------------------------------------------------------------------------------
-# Loading an implementation and running the cases
-# --------------------------------------------------------------------------------------------------
-def load_function(spec: str):
-    """'path/to/file.py:function' or 'package.module:function'."""
-    if ":" not in spec:
-        raise ValueError(f"--impl {spec!r}: expected FILE.py:FUNCTION or module:FUNCTION")
-    target, name = spec.rsplit(":", 1)
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise FileNotFoundError(f"--impl {spec!r}: no file {path}")
-        module_spec = importlib.util.spec_from_file_location(f"_checked_{path.stem}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.path.insert(0, str(path.parent.resolve()))
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as err:  # a syntax error or a failing import in the user's file
-            raise ValueError(f"--impl {spec!r}: importing {path} failed: {type(err).__name__}: {err}") from None
-        finally:
-            sys.path.pop(0)
-    else:
-        module = importlib.import_module(target)
-    if not hasattr(module, name):
-        raise ValueError(f"--impl {spec!r}: {target} has no function {name!r}")
-    return getattr(module, name)
-
-
-@dataclass
-class CaseResult:
-    name: str
-    passed: bool
-    error: float | None
-    tolerance: float
-    hint: str | None = None
-    crash: str | None = None
-
-    def line(self) -> str:
-        status = "PASS" if self.passed else "FAIL"
-        if self.crash:
-            return f"{status}  {self.name}: the function raised {self.crash}"
-        text = f"{status}  {self.name}: max error {self.error:.3g} (tolerance {self.tolerance:g})"
-        return text + (f"\n      hint: {self.hint}" if self.hint else "")
-
-
 def run_cases(kind: str, fn, case_filter=None) -> list:
-    import warnings
-    results = []
-    for case in reference.load(kind)["cases"]:
-        if case_filter and not case_filter(case):
-            continue
-        tol = tolerance(kind, case)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = call(kind, fn, case["inputs"])
-        except Exception as err:  # the user's code may raise anything: report it as this case's failure
-            where = traceback.extract_tb(err.__traceback__)[-1]
-            results.append(CaseResult(case["name"], False, None, tol,
-                                      crash=f"{type(err).__name__}: {err} (at {Path(where.filename).name}:{where.lineno})"))
-            continue
-        error = compare(kind, result, case)
-        passed = bool(error <= tol)
-        results.append(CaseResult(case["name"], passed, error, tol, None if passed else hint(kind, result, case)))
-    return results
-
-
-def report(title: str, results: list) -> int:
-    print(title)
-    for r in results:
-        print("  " + r.line())
-    n_pass = sum(r.passed for r in results)
-    print(f"{n_pass} passed, {len(results) - n_pass} failed")
-    return 0 if n_pass == len(results) else 1
+    """The engine's run, with this catalogue's hints for failures."""
+    return engine.run_cases(kind, fn, case_filter, hint=hint)
 
 
 def check_exercise(name: str, fn) -> list:

@@ -175,7 +175,9 @@ def sinkhorn(a, b, C, eps, *, method="log", mask_a=None, mask_b=None, n_iter=Non
     mask_a, mask_b : (B, n)/(B, m) bool, True = real token. Default: all real.
     n_iter : run exactly this many iterations, no convergence checks (predictable cost in training).
     tol, max_iter : otherwise stop when every problem has ||P 1 - a||_1 <= tol, or warn at max_iter.
-    grad : "unrolled" or "envelope" (see the module docstring).
+    grad : "unrolled" or "envelope" (see the module docstring). The envelope gradient is with respect to C
+        only: a and b get no gradient (they are constants of the fixed plan); use "unrolled" to differentiate
+        with respect to the marginals.
     check_every : iterations between two convergence checks.
 
     Returns

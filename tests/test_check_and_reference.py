@@ -225,3 +225,88 @@ def test_pot_kernel_sinkhorn_with_defaults_fails_only_where_the_kernel_underflow
 
     failed = [r.name for r in run_cases("sinkhorn", pot_default) if not r.passed]
     assert failed == ["small-eps-4x4-eps1e-4-of-maxC-kernel-underflows"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The verification engine compares every field the files carry, and imports nothing from the checker
+# ------------------------------------------------------------------------------------------------
+def test_verify_checks_potentials_up_to_an_additive_constant():
+    from optical_ref.ot import sinkhorn
+    from optical_ref.reference.engine import run_cases as verify
+
+    def shifted(a, b, C, eps):
+        res = sinkhorn(a, b, C, eps, tol=1e-13, max_iter=1_000_000)
+        return {"plan": res.plan, "f": res.f + 3.0, "g": res.g - 3.0}       # the same plan: must pass
+
+    def wrong_g(a, b, C, eps):
+        res = sinkhorn(a, b, C, eps, tol=1e-13, max_iter=1_000_000)
+        return {"plan": res.plan, "f": res.f, "g": res.g + 0.01 * np.arange(len(res.g))}
+
+    assert all(r.passed and "f_g_up_to_constant" in r.errors for r in verify("sinkhorn", shifted))
+    assert not any(r.passed for r in verify("sinkhorn", wrong_g))
+
+
+def test_verify_checks_the_gradient_of_the_ot_loss_by_autograd():
+    from optical_ref.reference.engine import run_cases as verify
+
+    def no_gradient_through_costs(X, Y, mask_x, mask_y, eps):
+        return solutions.ot_loss(X.detach(), Y, mask_x, mask_y, eps) + 0 * X.sum()
+
+    good = verify("ot_loss", solutions.ot_loss)
+    assert all(r.passed and "envelope_grad_X" in r.errors for r in good)
+    bad = verify("ot_loss", no_gradient_through_costs)
+    assert not any(r.passed for r in bad) and all(r.errors["envelope_grad_X"] > 1e-3 for r in bad)
+
+
+def test_the_training_setting_reference_needs_exactly_n_iter_iterations():
+    from optical_ref.ot import sinkhorn
+    from optical_ref.reference.engine import run_cases as verify
+
+    fixed = verify("sinkhorn_fixed", lambda a, b, C, eps, n_iter: sinkhorn(a, b, C, eps, n_iter=n_iter))
+    converged = verify("sinkhorn_fixed", lambda a, b, C, eps, n_iter: sinkhorn(a, b, C, eps, tol=1e-12, max_iter=100_000))
+    assert all(r.passed for r in fixed)
+    assert not all(r.passed for r in converged)       # a converged plan is not the plan training computes
+
+
+def test_a_function_that_forgets_return_is_told_so_not_blamed_on_the_checker():
+    results = check_exercise("frobenius", lambda P, C: None)
+    assert results and all("forget `return`" in r.line() for r in results)
+
+
+def test_a_crash_names_the_students_line_not_the_checkers(tmp_path):
+    impl = tmp_path / "mine.py"
+    impl.write_text("def frob(P, C):\n    x = 1\n    return P.sum() / 0 + undefined_name\n")
+    results = check_exercise("frobenius", load_function(f"{impl}:frob"))
+    assert all("mine.py:3" in r.line() for r in results)
+
+
+def test_the_import_graph_has_no_loop():
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "optical_ref"
+    graph = {}
+    for path in package.rglob("*.py"):
+        name = ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+        base = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                parts = base.split(".")[: len(base.split(".")) - node.level + 1]
+                target = ".".join(parts + ([node.module] if node.module else []))
+                deps.add(target if any(target == ".".join(p.relative_to(package.parent).with_suffix("").parts)
+                                       .removesuffix(".__init__") for p in package.rglob("*.py")) else target.rsplit(".", 1)[0])
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("optical_ref"):
+                deps.add(node.module)
+        graph[name] = {d for d in deps if d != name}
+
+    def reaches(start, goal, seen):
+        for d in graph.get(start, ()):
+            if d == goal or (d not in seen and reaches(d, goal, seen | {d})):
+                return True
+        return False
+
+    loops = [(a, b) for a in graph for b in graph[a] if reaches(b, a, {b})]
+    # a package __init__ that imports its own submodules is not a loop we care about
+    loops = [(a, b) for a, b in loops if not (b.startswith(a + ".") or a.startswith(b + "."))]
+    assert not loops, loops

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .records import MTOD_LANGS, BitextPair, DataFormatError, Utterance, check_langs
+import unicodedata
+
+from .records import MTOD_LANGS, BitextPair, DataFormatError, Utterance, check_langs, read_text
 
 
 def load_conllu(path, lang=None) -> list:
@@ -53,28 +55,43 @@ def load_conllu(path, lang=None) -> list:
             raise DataFormatError(f"{path}: line {block_start}: sentence block without a '{missing}:' line")
         if not text:
             raise DataFormatError(f"{path}: line {block_start}: empty '# text:'")
+        if not tokens_follow_text(tokens, text):
+            raise DataFormatError(f"{path}: line {block_start}: the token lines {tokens[:6]}... do not spell the "
+                                  f"'# text: {text[:60]}' of their block; the block is inconsistent")
         out.append(Utterance(f"{path.stem}:{len(out)}", lang, text, intent, tuple(tokens)))
 
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                if not block:
-                    block_start = line_no
-                block.append((line_no, line))
-            else:
-                flush()
-                block = []
-        flush()
+    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
+        line = line.rstrip("\r")
+        if line.strip():
+            if not block:
+                block_start = line_no
+            block.append((line_no, line))
+        else:
+            flush()
+            block = []
+    flush()
     return out
+
+
+def tokens_follow_text(tokens, text: str) -> bool:
+    """Each token occurs in the text after the previous one (compared after NFKC and case folding, spaces
+    ignored: MTOD's tokens are lower-cased and its Thai text is not NFKC-normalised)."""
+    def norm(s):
+        return unicodedata.normalize("NFKC", s).casefold().replace(" ", "")
+    haystack, position = norm(text), 0
+    for token in tokens:
+        found = haystack.find(norm(token), position)
+        if found < 0:
+            return False
+        position = found + len(norm(token))
+    return True
 
 
 def read_lines(path) -> list:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"bitext file {path} does not exist")
-    with open(path, encoding="utf-8", newline="") as fh:
-        lines = fh.read().replace("\r\n", "\n").split("\n")
+    lines = read_text(path).replace("\r\n", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line.strip() for line in lines]

@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from .records import MTOP_LANGS, DataFormatError, Utterance, check_langs
+from .records import MTOP_LANGS, DataFormatError, Utterance, check_langs, read_text
 
 INTENT_RE = re.compile(r"\[IN:([^\s\]]+)")
 
@@ -34,21 +34,32 @@ def load_mtop_json(path, langs=None) -> list:
     if not path.is_file():
         raise FileNotFoundError(f"MTOP file {path} does not exist; see `python -m optical_ref data-summary`")
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise DataFormatError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
     if not isinstance(items, list):
         raise DataFormatError(f"{path}: expected a JSON list of items, got {type(items).__name__}")
-    out = []
+    out, first_seen = [], {}
     for k, item in enumerate(items):
         try:
             item_id = str(item["id"])
             questions, parses = item["question"], item["mr"]["slot_intent"]
         except (KeyError, TypeError):
             raise DataFormatError(f"{path}: item {k}: expected keys 'id', 'question' and 'mr.slot_intent'") from None
+        if not isinstance(questions, dict) or not isinstance(parses, dict):
+            raise DataFormatError(f"{path}: item {k} (id {item_id}): 'question' and 'mr.slot_intent' must be objects "
+                                  "{language: text}")
+        if item_id in first_seen:
+            raise DataFormatError(f"{path}: items {first_seen[item_id]} and {k} have the same id {item_id}; "
+                                  "MTOP ids are unique (a duplicated item would be silently overwritten)")
+        first_seen[item_id] = k
         for lang in langs:
             if lang not in questions or lang not in parses:
                 raise DataFormatError(f"{path}: item {k} (id {item_id}) has no '{lang}' text or parse")
+            for field, value in (("question", questions[lang]), ("mr.slot_intent", parses[lang])):
+                if not isinstance(value, str):
+                    raise DataFormatError(f"{path}: item {k} (id {item_id}): field {field}.{lang} is "
+                                          f"{type(value).__name__ if value is not None else 'null'}, expected a string")
             intent = intent_of_parse(parses[lang])
             if intent is None:
                 raise DataFormatError(f"{path}: item {k} (id {item_id}): no IN: label in the {lang} parse")
@@ -69,33 +80,32 @@ def load_mtop_tsv(path, lang=None) -> list:
     if not path.is_file():
         raise FileNotFoundError(f"MTOP TSV file {path} does not exist")
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            cols = line.split("\t")
-            if len(cols) != 8:
-                raise DataFormatError(
-                    f"{path}: line {line_no}: expected 8 tab-separated columns (id, intent, slots, utterance, "
-                    f"domain, locale, decoupled parse, tokens JSON), found {len(cols)}")
-            item_id, intent_col, _, utterance, _, locale, parse, tokens_json = cols
-            intent = intent_col.split(":", 1)[1] if intent_col.startswith("IN:") else intent_of_parse(parse)
-            if not intent:
-                raise DataFormatError(f"{path}: line {line_no}: no intent in column 2 ('IN:NAME') or in the parse")
-            try:
-                tokens = json.loads(tokens_json)
-                tokens = tuple(tokens["tokens"] if isinstance(tokens, dict) else tokens)
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataFormatError(f"{path}: line {line_no}: column 8 is not a tokens JSON "
-                                      "(a list, or an object with a 'tokens' list)") from None
-            item_lang = lang or locale.split("_")[0]
-            if item_lang not in MTOP_LANGS:
-                raise DataFormatError(f"{path}: line {line_no}: unknown locale {locale!r}; known languages: "
-                                      f"{', '.join(MTOP_LANGS)}")
-            if not utterance.strip():
-                raise DataFormatError(f"{path}: line {line_no}: empty utterance")
-            out.append(Utterance(item_id, item_lang, utterance.strip(), intent, tokens))
+    for line_no, line in enumerate(read_text(path).split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != 8:
+            raise DataFormatError(
+                f"{path}: line {line_no}: expected 8 tab-separated columns (id, intent, slots, utterance, "
+                f"domain, locale, decoupled parse, tokens JSON), found {len(cols)}")
+        item_id, intent_col, _, utterance, _, locale, parse, tokens_json = cols
+        intent = intent_col.split(":", 1)[1] if intent_col.startswith("IN:") else intent_of_parse(parse)
+        if not intent:
+            raise DataFormatError(f"{path}: line {line_no}: no intent in column 2 ('IN:NAME') or in the parse")
+        try:
+            tokens = json.loads(tokens_json)
+            tokens = tuple(tokens["tokens"] if isinstance(tokens, dict) else tokens)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataFormatError(f"{path}: line {line_no}: column 8 is not a tokens JSON "
+                                  "(a list, or an object with a 'tokens' list)") from None
+        item_lang = lang or locale.split("_")[0]
+        if item_lang not in MTOP_LANGS:
+            raise DataFormatError(f"{path}: line {line_no}: unknown locale {locale!r}; known languages: "
+                                  f"{', '.join(MTOP_LANGS)}")
+        if not utterance.strip():
+            raise DataFormatError(f"{path}: line {line_no}: empty utterance")
+        out.append(Utterance(item_id, item_lang, utterance.strip(), intent, tokens))
     return out
 
 

@@ -43,7 +43,9 @@ def find_data_dir(data_dir=None, dataset: str | None = None) -> Path:
     for path, origin in candidate_dirs(data_dir):
         if holds_data(path, dataset):
             return path.resolve()
-        tried.append(f"  - {path} ({origin}): {'no such directory' if not path.is_dir() else 'no ' + (dataset or 'mtop/ or mtod/') + ' data in it'}")
+        state = ("is a file, not a directory" if path.is_file() else "no such directory" if not path.is_dir()
+                 else "no " + (dataset or "mtop/ or mtod/") + " data in it")
+        tried.append(f"  - {path} ({origin}): {state}")
     what = dataset or "MTOP or MTOD"
     raise FileNotFoundError(
         f"could not find the {what} data. Looked in:\n" + "\n".join(tried) + "\n"

@@ -13,6 +13,18 @@ class DataFormatError(ValueError):
     """A data file does not have the expected format; the message names the file and the line."""
 
 
+def read_text(path) -> str:
+    """A data file as text; bytes that are not UTF-8 are an error naming the file, the line and the byte."""
+    from pathlib import Path
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataFormatError(f"{path}: line {line}: byte 0x{raw[err.start]:02x} is not UTF-8 ({err.reason}); "
+                              "the data files must be UTF-8 text (re-download or re-encode the file)") from None
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One labelled utterance in one language. ``id`` is shared by the translations of one utterance."""

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .mtop import load_mtop
 from .paths import find_data_dir
-from .records import MTOP_LANGS, BitextPair, check_langs
+from .records import MTOP_LANGS, BitextPair, DataFormatError, check_langs
 
 DEFAULT_MIN_PER_INTENT = 10
 DEFAULT_FRACTIONS = (0.6, 0.1, 0.3)
@@ -109,9 +110,7 @@ def reduced_mtop(data_dir=None, *, seed: int = 0, min_per_intent: int = DEFAULT_
     langs = check_langs(langs, MTOP_LANGS, "MTOP")
     langs = ("en",) + tuple(lang for lang in langs if lang != "en")
     root = find_data_dir(data_dir, "mtop")
-    items = defaultdict(dict)
-    for utt in load_mtop(root, langs):
-        items[utt.id][utt.lang] = utt
+    items = load_parallel_items(root, langs)
     counts = Counter(by_lang["en"].intent for by_lang in items.values())
     kept = sorted(intent for intent, n in counts.items() if n >= min_per_intent)
     dropped = {intent: n for intent, n in sorted(counts.items()) if n < min_per_intent}
@@ -122,6 +121,31 @@ def reduced_mtop(data_dir=None, *, seed: int = 0, min_per_intent: int = DEFAULT_
     train, dev, test = stratified_split(ids_by_intent, fractions, seed)
     kept_items = {i: dict(items[i]) for part in (train, dev, test) for i in part}
     return ReducedMTOP(train, dev, test, kept, kept_items, langs, seed, min_per_intent, dropped, str(root))
+
+
+def load_parallel_items(root: Path, langs) -> dict:
+    """{id: {lang: Utterance}} over MTOP's eval and test files. An id twice (in one file or in both) and a
+    translation whose intent differs from the English one are errors naming where, never overwritten."""
+    items, origin = defaultdict(dict), {}
+    for split in ("dev", "test"):
+        json_file = root / "mtop" / f"{split}.json"
+        for utt in load_mtop(root, langs, splits=(split,)):
+            where = str(json_file) if json_file.is_file() else str(root / "mtop" / utt.lang / f"{'eval' if split == 'dev' else split}.txt")
+            if utt.lang in items[utt.id]:
+                raise DataFormatError(f"MTOP id {utt.id} ({utt.lang}) appears twice: in {origin[(utt.id, utt.lang)]} and "
+                                      f"in {where}; an utterance must be in one split once")
+            items[utt.id][utt.lang] = utt
+            origin[(utt.id, utt.lang)] = where
+    for item_id, by_lang in items.items():
+        if "en" not in by_lang:
+            raise DataFormatError(f"MTOP id {item_id} has no English utterance ({origin[(item_id, next(iter(by_lang)))]})")
+        english = by_lang["en"].intent
+        for lang, utt in by_lang.items():
+            if utt.intent != english:
+                raise DataFormatError(f"{origin[(item_id, lang)]}: id {item_id}: the {lang} intent {utt.intent} differs "
+                                      f"from the English intent {english}; the translations of one utterance share "
+                                      "its intent (fix or drop the item)")
+    return items
 
 
 def bitext_budget(pairs, k: int, seed: int) -> list:

@@ -15,6 +15,9 @@ kind              signature                                   expected
 sinkhorn          plan = f(a, b, C, eps)                      plan, f, g (log convention), cost; converged to
                                                               ||P 1 - a||_1 <= 1e-12; eps from 1 down to 1e-4
                                                               of max(C) (at 1e-4, K underflows: the log domain is needed)
+sinkhorn_fixed    plan = f(a, b, C, eps, n_iter)              the training setting: C = 1 - cos of token vectors,
+                                                              eps 0.05, exactly 50 iterations (not converged);
+                                                              plan, f, g, cost
 exact_ot          (plan, cost) = f(a, b, C)                   the LP optimum (plans unique in these cases)
 batched_sinkhorn  plan = f(C, mask_a, mask_b, eps)            padded batches, uniform weights on real entries
                                                               (B, n, m); zero on padding
@@ -39,9 +42,10 @@ import numpy as np
 from .. import __version__
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("sinkhorn", "exact_ot", "batched_sinkhorn", "frobenius", "kd_mse", "kd_kl", "ot_loss")
+KINDS = ("sinkhorn", "sinkhorn_fixed", "exact_ot", "batched_sinkhorn", "frobenius", "kd_mse", "kd_kl", "ot_loss")
 SIGNATURES = {
     "sinkhorn": "plan = f(a, b, C, eps)",
+    "sinkhorn_fixed": "plan = f(a, b, C, eps, n_iter)  (exactly n_iter iterations from f = g = 0)",
     "exact_ot": "(plan, cost) = f(a, b, C)",
     "batched_sinkhorn": "plan = f(C, mask_a, mask_b, eps)  (torch tensors; uniform weights on real entries)",
     "frobenius": "value = f(P, C)",
@@ -100,6 +104,23 @@ def build_sinkhorn():
                                   "eps": eps},
                            {"plan": res.plan, "f": f, "g": res.g, "cost": res.cost},
                            {"plan": 1e-7, "cost": 1e-7, "f_g_up_to_constant": 1e-6}))
+    return cases
+
+
+def build_sinkhorn_fixed():
+    """The plan that training computes: cosine cost between token vectors, eps 0.05, 50 fixed iterations."""
+    from ..ot import cosine_cost, sinkhorn
+    rng = np.random.default_rng(50)
+    cases = []
+    for name, n, m, n_iter in (("training-setting-7x9-50-iterations", 7, 9, 50),
+                               ("training-setting-12x5-50-iterations", 12, 5, 50),
+                               ("training-setting-6x6-3-iterations", 6, 6, 3)):
+        C = cosine_cost(rng.normal(size=(n, 16)), rng.normal(size=(m, 16)))
+        a, b = np.full(n, 1 / n), np.full(m, 1 / m)
+        res = sinkhorn(a, b, C, 0.05, n_iter=n_iter)
+        cases.append(_case(name, {"a": a, "b": b, "C": C, "eps": 0.05, "n_iter": n_iter},
+                           {"plan": res.plan, "f": res.f, "g": res.g, "cost": res.cost},
+                           {"plan": 1e-9, "cost": 1e-9, "f_g_up_to_constant": 1e-9}))
     return cases
 
 
@@ -185,11 +206,14 @@ def build_ot_loss():
                   {"losses": losses, "envelope_grad_X": X.grad}, {"losses": 1e-7, "envelope_grad_X": 1e-6})]
 
 
-BUILDERS = {"sinkhorn": build_sinkhorn, "exact_ot": build_exact_ot, "batched_sinkhorn": build_batched_sinkhorn,
+BUILDERS = {"sinkhorn": build_sinkhorn, "sinkhorn_fixed": build_sinkhorn_fixed, "exact_ot": build_exact_ot, "batched_sinkhorn": build_batched_sinkhorn,
             "frobenius": build_frobenius, "kd_mse": build_kd_mse, "kd_kl": build_kd_kl, "ot_loss": build_ot_loss}
 DESCRIPTIONS = {
     "sinkhorn": "Entropic OT, converged (row-marginal L1 error <= 1e-12). f, g are defined up to an additive "
                 "constant (f + c, g - c); null marks -inf.",
+    "sinkhorn_fixed": "Log-domain Sinkhorn from f = g = 0, exactly n_iter iterations (each: f update, then g "
+                      "update), as in training; not converged, so the rows do not yet sum to a. f, g up to an "
+                      "additive constant.",
     "exact_ot": "Unregularised OT by linear programming.",
     "batched_sinkhorn": "Padded batches; mask True = real entry; the plan is exactly 0 on padding. "
                         "envelope_grad_C = d sum(cost) / d C with the plan held fixed (= the plan).",

@@ -1,4 +1,4 @@
-"""``python -m optical_ref reference regenerate | verify --impl FILE.py:FUNCTION --kind KIND``."""
+"""``python -m optical_ref reference list | regenerate | verify --impl FILE.py:FUNCTION --kind KIND``."""
 from __future__ import annotations
 
 from . import KINDS, SIGNATURES, regenerate
@@ -20,12 +20,12 @@ def main(args) -> int:
     if args.action == "regenerate":
         regenerate(args.kinds)
         return 0
-    from ..check import load_function, report, run_cases
+    from .engine import load_function, report, run_cases
     if not args.impl:
         raise SystemExit("error: verify needs --impl FILE.py:FUNCTION (or module:FUNCTION)")
     try:
         fn = load_function(args.impl)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None
-    return report(f"verifying {args.impl} against the '{args.kind}' reference ({SIGNATURES[args.kind]})",
-                  run_cases(args.kind, fn))
+    return report(f"verifying {args.impl} against the '{args.kind}' reference ({SIGNATURES[args.kind]}); "
+                  "every field the file carries is compared", run_cases(args.kind, fn))

@@ -1,0 +1,299 @@
+"""The verification engine: run any implementation on the reference cases and compare every field they carry.
+
+One record per kind (:class:`Kind`): how to call an implementation with a case's inputs, and which fields of
+its result are compared with which tolerance. ``reference verify`` (researchers) and ``check`` (exercises,
+which add hints on top, in :mod:`optical_ref.check`) both run on this engine; the engine imports neither.
+
+What is compared, per kind (a field the implementation does not return is reported as "not returned", and
+is not counted against it, except the kind's main field):
+
+================  ============================================================================================
+kind              fields
+================  ============================================================================================
+sinkhorn          plan; cost = <plan, C>_F (derived from the plan); f and g **up to an additive constant**
+                  (f + c, g - c give the same plan) when the result has them (an object with ``.f``/``.g``
+                  or a dict), -inf (null in the files) where the expected one is
+sinkhorn_fixed    the same, after exactly ``n_iter`` iterations from f = g = 0 (the training setting)
+exact_ot          plan, cost
+batched_sinkhorn  plan; cost per problem (derived); envelope_grad_C = d sum(cost) / d C with P held fixed,
+                  which is the plan itself: checked through the plan
+frobenius, kd_*   value
+ot_loss           losses; envelope_grad_X = d sum(losses) / d X, by autograd through the implementation when
+                  its result is a torch tensor with a graph
+================  ============================================================================================
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import load, max_abs_error
+
+
+# --------------------------------------------------------------------------------------------------
+# Turning inputs and results into arrays
+# --------------------------------------------------------------------------------------------------
+def _np(x):
+    return None if x is None else np.asarray(x, dtype=float)
+
+
+def _torch(x, dtype=None):
+    import torch
+    return torch.tensor(x, dtype=dtype or torch.float64)
+
+
+def _mask(x):
+    import torch
+    return torch.tensor(x, dtype=torch.bool)
+
+
+def to_array(value):
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=float)
+
+
+def fields_of(result, main: str) -> dict:
+    """{field: value} of a result: a plain array/number is the main field; an object or dict may carry more."""
+    if isinstance(result, dict):
+        return dict(result)
+    if hasattr(result, main) or hasattr(result, "plan"):
+        return {k: getattr(result, k) for k in ("plan", "f", "g", "cost", "losses", "value") if hasattr(result, k)}
+    return {main: result}
+
+
+def potential(values) -> np.ndarray:
+    """Potentials with the file's null written back as -inf."""
+    return np.asarray([-np.inf if v is None else v for v in np.ravel(np.asarray(values, dtype=object))], dtype=float)
+
+
+def potentials_error(f, g, expected_f, expected_g) -> float:
+    """Largest error of (f, g) against the expected pair, after the best additive shift (f + c, g - c)."""
+    f, g = to_array(f).ravel(), to_array(g).ravel()
+    ef, eg = potential(expected_f), potential(expected_g)
+    if f.shape != ef.shape or g.shape != eg.shape:
+        return float("inf")
+    if not (np.array_equal(np.isfinite(f), np.isfinite(ef)) and np.array_equal(np.isfinite(g), np.isfinite(eg))):
+        return float("inf")                     # -inf must be exactly where the zero masses are
+    real_f, real_g = np.isfinite(ef), np.isfinite(eg)
+    shift = np.mean(f[real_f] - ef[real_f])
+    return float(max(np.abs(f[real_f] - shift - ef[real_f]).max(initial=0.0),
+                     np.abs(g[real_g] + shift - eg[real_g]).max(initial=0.0)))
+
+
+# --------------------------------------------------------------------------------------------------
+# The kinds
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Kind:
+    name: str
+    main: str                   # the field every implementation must return
+    call: object                # (fn, inputs) -> result
+    compare: object             # (fields, case) -> {field: error}
+
+
+def _call_sinkhorn(fn, x):
+    return fn(_np(x["a"]), _np(x["b"]), _np(x["C"]), x["eps"])
+
+
+def _call_sinkhorn_fixed(fn, x):
+    return fn(_np(x["a"]), _np(x["b"]), _np(x["C"]), x["eps"], x["n_iter"])
+
+
+def _compare_sinkhorn(fields, case):
+    x, e = case["inputs"], case["expected"]
+    plan = to_array(fields["plan"])
+    errors = {"plan": max_abs_error(plan, e["plan"])}
+    if plan.shape == np.shape(e["plan"]):
+        errors["cost"] = abs(float((plan * np.asarray(x["C"])).sum()) - e["cost"])
+    if "f" in fields and "g" in fields and fields["f"] is not None:
+        errors["f_g_up_to_constant"] = potentials_error(fields["f"], fields["g"], e["f"], e["g"])
+    return errors
+
+
+def _call_exact(fn, x):
+    plan, cost = fn(_np(x["a"]), _np(x["b"]), _np(x["C"]))
+    return {"plan": plan, "cost": cost}
+
+
+def _compare_exact(fields, case):
+    e = case["expected"]
+    return {"plan": max_abs_error(to_array(fields["plan"]), e["plan"]), "cost": abs(float(fields["cost"]) - e["cost"])}
+
+
+def _call_batched(fn, x):
+    return fn(_torch(x["C"]), _mask(x["mask_a"]), _mask(x["mask_b"]), x["eps"])
+
+
+def _compare_batched(fields, case):
+    x, e = case["inputs"], case["expected"]
+    plan = to_array(fields["plan"])
+    errors = {"plan": max_abs_error(plan, e["plan"])}
+    if plan.shape == np.shape(e["plan"]):
+        errors["cost"] = max_abs_error((plan * np.asarray(x["C"])).sum(axis=(1, 2)), e["cost"])
+        errors["envelope_grad_C"] = max_abs_error(plan, e["envelope_grad_C"])   # d cost / d C = P (Danskin)
+    return errors
+
+
+def _value_kind(*names):
+    def call(fn, x):
+        args = [_np(x[n]) if n in ("P", "C") else (_torch(x[n]) if isinstance(x[n], list) else x[n]) for n in names]
+        return fn(*args)
+
+    def compare(fields, case):
+        return {"value": abs(float(to_array(fields["value"])) - case["expected"]["value"])}
+    return call, compare
+
+
+def _call_ot_loss(fn, x):
+    X = _torch(x["X"]).requires_grad_(True)
+    losses = fn(X, _torch(x["Y"]), _mask(x["mask_x"]), _mask(x["mask_y"]), x["eps"])
+    result = {"losses": losses}
+    if hasattr(losses, "requires_grad") and losses.requires_grad:
+        losses.sum().backward()
+        result["envelope_grad_X"] = X.grad
+    return result
+
+
+def _compare_ot_loss(fields, case):
+    e = case["expected"]
+    errors = {"losses": max_abs_error(to_array(fields["losses"]), e["losses"])}
+    if fields.get("envelope_grad_X") is not None:
+        errors["envelope_grad_X"] = max_abs_error(to_array(fields["envelope_grad_X"]), e["envelope_grad_X"])
+    return errors
+
+
+KINDS = {
+    "sinkhorn": Kind("sinkhorn", "plan", _call_sinkhorn, _compare_sinkhorn),
+    "sinkhorn_fixed": Kind("sinkhorn_fixed", "plan", _call_sinkhorn_fixed, _compare_sinkhorn),
+    "exact_ot": Kind("exact_ot", "plan", _call_exact, _compare_exact),
+    "batched_sinkhorn": Kind("batched_sinkhorn", "plan", _call_batched, _compare_batched),
+    "frobenius": Kind("frobenius", "value", *_value_kind("P", "C")),
+    "kd_mse": Kind("kd_mse", "value", *_value_kind("student", "teacher")),
+    "kd_kl": Kind("kd_kl", "value", *_value_kind("student_logits", "teacher_logits", "T")),
+    "ot_loss": Kind("ot_loss", "losses", _call_ot_loss, _compare_ot_loss),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Running the cases
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class CaseResult:
+    name: str
+    passed: bool
+    error: float | None
+    tolerance: float
+    hint: str | None = None
+    crash: str | None = None
+    errors: dict = field(default_factory=dict)      # field -> max abs error
+    result: object = None                           # the implementation's main field, for hints
+
+    def line(self) -> str:
+        status = "PASS" if self.passed else "FAIL"
+        if self.crash:
+            return f"{status}  {self.name}: {self.crash}"
+        detail = ", ".join(f"{k} {v:.3g}" for k, v in self.errors.items())
+        text = f"{status}  {self.name}: max error {self.error:.3g} (tolerance {self.tolerance:g}; {detail})"
+        return text + (f"\n      hint: {self.hint}" if self.hint else "")
+
+
+def tolerance_of(case, name: str) -> float:
+    tol = case["tolerance"]
+    return tol.get(name, tol.get("plan", tol.get("value", 1e-7)))
+
+
+def _user_frame(err) -> str:
+    """Where the error happened in the implementation (not in this engine)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve().parent != Path(__file__).resolve().parent]
+    where = frames[-1] if frames else traceback.extract_tb(err.__traceback__)[-1]
+    return f"{Path(where.filename).name}:{where.lineno}"
+
+
+def run_cases(kind: str, fn, case_filter=None, hint=None) -> list:
+    """Run ``fn`` on every case of ``kind``; ``hint(kind, result, case)`` may explain a failure."""
+    spec = KINDS[kind]
+    results = []
+    for case in load(kind)["cases"]:
+        if case_filter and not case_filter(case):
+            continue
+        main_tol = tolerance_of(case, spec.main)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                raw = spec.call(fn, case["inputs"])
+        except Exception as err:  # the implementation may raise anything: it is this case's failure
+            results.append(CaseResult(case["name"], False, None, main_tol,
+                                      crash=f"the function raised {type(err).__name__}: {err} (at {_user_frame(err)})"))
+            continue
+        fields = fields_of(raw, spec.main)
+        if fields.get(spec.main) is None:
+            results.append(CaseResult(case["name"], False, None, main_tol,
+                                      crash=f"the function returned None: did it forget `return`? (expected {spec.main})"))
+            continue
+        try:
+            errors = spec.compare(fields, case)
+        except (TypeError, ValueError) as err:
+            results.append(CaseResult(case["name"], False, None, main_tol,
+                                      crash=f"the result cannot be read as {spec.main}: {err}"))
+            continue
+        failed = {k: v for k, v in errors.items() if not v <= tolerance_of(case, k)}
+        passed = not failed
+        worst = max(errors.values())
+        main_value = fields[spec.main]
+        result = CaseResult(case["name"], passed, worst, main_tol, errors=errors,
+                            result=main_value if spec.main != "plan" else to_array(main_value))
+        if not passed:
+            shape = np.shape(result.result) if spec.main == "plan" else None
+            expected_shape = np.shape(case["expected"].get("plan")) if spec.main == "plan" else None
+            if shape is not None and shape != expected_shape:
+                transposed = tuple(shape[:-2]) + tuple(shape[-2:][::-1]) == tuple(expected_shape) if len(shape) >= 2 else False
+                result.hint = (f"wrong shape: the result is {shape}, the expected plan is {expected_shape}"
+                               + ("; transposed plan: P has one row per entry of a (mask_a) and one column per entry"
+                                  " of b (mask_b)" if transposed else ""))
+            elif hint:
+                plain = result.result if spec.main != "value" else float(to_array(main_value))
+                result.hint = hint(kind, to_array(plain) if spec.main in ("plan", "losses") else plain, case)
+        results.append(result)
+    return results
+
+
+def report(title: str, results: list) -> int:
+    print(title)
+    for r in results:
+        print("  " + r.line())
+    n_pass = sum(r.passed for r in results)
+    print(f"{n_pass} passed, {len(results) - n_pass} failed")
+    return 0 if n_pass == len(results) else 1
+
+
+def load_function(spec: str):
+    """'path/to/file.py:function' or 'package.module:function'."""
+    if ":" not in spec:
+        raise ValueError(f"--impl {spec!r}: expected FILE.py:FUNCTION or module:FUNCTION")
+    target, name = spec.rsplit(":", 1)
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise FileNotFoundError(f"--impl {spec!r}: no file {path}")
+        module_spec = importlib.util.spec_from_file_location(f"_checked_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, str(path.parent.resolve()))
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as err:  # a syntax error or a failing import in the user's file
+            raise ValueError(f"--impl {spec!r}: importing {path} failed: {type(err).__name__}: {err}") from None
+        finally:
+            sys.path.pop(0)
+    else:
+        module = importlib.import_module(target)
+    if not hasattr(module, name):
+        raise ValueError(f"--impl {spec!r}: {target} has no function {name!r}")
+    return getattr(module, name)

@@ -1,0 +1,257 @@
+"""Nothing lost, nothing silently wrong: every finding of the bad-input and fault tour, one test each.
+
+Damaged run folders, duplicated or contradictory data, out-of-range values and numerically impossible OT
+problems each get one clear error (naming the file, line, item or option) or a documented recovery; none
+loses a record, returns NaN, or exits 0 with a wrong result."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from optical_ref.compare import make_config, run_comparison
+from optical_ref.data import reduced_mtop
+from optical_ref.data.records import DataFormatError
+from optical_ref.runstore import RunFolderError, append_record, read_records
+
+TINY = {"teacher_epochs": 1, "student_steps": 2}
+
+
+def record(method="kd-mse", seed=0, acc=0.5, lang="de"):
+    return {"method": method, "lang": lang, "budget": "all", "seed": seed, "split_seed": 0, "intent_acc": acc,
+            "macro_f1": acc, "knn_acc": acc, "mrr10": acc, "recall1": acc, "en_acc": acc}
+
+
+# ------------------------------------------------------------------------------------------------
+# 1-2. The run store: a truncated line is never glued to, duplicates are never averaged
+# ------------------------------------------------------------------------------------------------
+def test_an_append_after_a_truncated_last_line_starts_on_a_new_line(tmp_path):
+    (tmp_path / "runs.jsonl").write_text(json.dumps(record(seed=0)) + "\n" + json.dumps(record(seed=1))[:40])
+    append_record(tmp_path, record(seed=1))
+    messages = []
+    records = read_records(tmp_path, messages.append)
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert any(":2: not a complete JSON line" in m for m in messages)
+
+
+def test_a_line_that_is_json_but_not_a_record_is_reported_and_ignored(tmp_path):
+    (tmp_path / "runs.jsonl").write_text('[1, 2]\n{"method": "ot"}\n' + json.dumps(record()) + "\n")
+    messages = []
+    assert len(read_records(tmp_path, messages.append)) == 1
+    assert any(":1: not a run record" in m for m in messages) and any(":2: not a run record" in m for m in messages)
+
+
+def test_a_conflicting_duplicate_record_is_an_error_naming_both_lines(tmp_path):
+    (tmp_path / "runs.jsonl").write_text(json.dumps(record(acc=0.5)) + "\n" + json.dumps(record(acc=0.76)) + "\n")
+    with pytest.raises(RunFolderError, match="lines 1 and 2 are the same run"):
+        read_records(tmp_path, lambda *_: None)
+
+
+def test_an_identical_duplicate_record_counts_once(tmp_path):
+    (tmp_path / "runs.jsonl").write_text((json.dumps(record()) + "\n") * 2)
+    assert len(read_records(tmp_path, lambda *_: None)) == 1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"langs": ["es", "es"]}, "--langs: es given more than once"),
+    ({"seeds": [0, 0]}, "--seeds: 0 given more than once"),
+    ({"seeds": [-1]}, r"--seeds: a seed must be an integer in \[0, 4294967295\]"),
+    ({"seeds": [2**64]}, "--seeds: a seed must be an integer"),
+    ({"split_seeds": [-1]}, "--split-seed: a seed must be"),
+    ({"methods": ["ot", "ot"]}, "--methods: ot given more than once"),
+])
+def test_bad_lists_on_the_command_line_are_refused_before_any_work_naming_the_option(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_config("quick", **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# 3, 5, 7, 8. The data: duplicated ids, contradictory intents, bytes that are not UTF-8, wrong JSON types
+# ------------------------------------------------------------------------------------------------
+def _items(tiny_data, name="dev.json"):
+    path = tiny_data / "mtop" / name
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_an_id_twice_in_one_file_is_an_error_naming_both_items(tiny_data):
+    path, items = _items(tiny_data)
+    items.append(items[0])
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataFormatError, match=f"items 0 and {len(items) - 1} have the same id"):
+        reduced_mtop(tiny_data)
+
+
+def test_an_id_in_both_dev_and_test_is_an_error_naming_both_files(tiny_data):
+    dev, dev_items = _items(tiny_data)
+    test, test_items = _items(tiny_data, "test.json")
+    test_items.append(dev_items[0])
+    test.write_text(json.dumps(test_items, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"appears twice: in .*dev\.json and in .*test\.json"):
+        reduced_mtop(tiny_data)
+
+
+def test_a_translation_with_another_intent_is_reported_at_load_time(tiny_data):
+    path, items = _items(tiny_data)
+    items[3]["mr"]["slot_intent"]["th"] = "[IN:SOMETHING_ELSE ]"
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataFormatError, match=f"id {items[3]['id']}: the th intent SOMETHING_ELSE differs from the English"):
+        reduced_mtop(tiny_data)
+
+
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tiny_data):
+    path = tiny_data / "mtop" / "dev.json"
+    raw = path.read_bytes()
+    path.write_bytes(raw[:50] + b"\n\n\xff" + raw[50:])
+    with pytest.raises(DataFormatError, match=r"dev\.json: line 3: byte 0xff is not UTF-8"):
+        reduced_mtop(tiny_data)
+
+
+@pytest.mark.parametrize("value,kind", [(None, "null"), (42, "int")])
+def test_a_question_that_is_not_a_string_names_the_item_and_field(tiny_data, value, kind):
+    path, items = _items(tiny_data)
+    items[2]["question"]["de"] = value
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DataFormatError, match=f"item 2 .*field question.de is {kind}, expected a string"):
+        reduced_mtop(tiny_data)
+
+
+def test_conllu_token_lines_that_contradict_the_text_are_refused(tmp_path):
+    from optical_ref.data import load_conllu
+    path = tmp_path / "train-en.conllu"
+    path.write_text("# text: set an alarm\n# intent: alarm/set_alarm\n1\tturn\talarm/set_alarm\tNoLabel\n"
+                    "2\toff\talarm/set_alarm\tNoLabel\n\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="line 1: the token lines .* do not spell"):
+        load_conllu(path)
+
+
+def test_a_data_dir_that_is_a_file_says_so(tmp_path):
+    from optical_ref.data import find_data_dir
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a directory"):
+        find_data_dir(tmp_path / "file", "mtop")
+
+
+# ------------------------------------------------------------------------------------------------
+# 4, 8. The run folder: validated before anything is written; damaged files named with a recovery
+# ------------------------------------------------------------------------------------------------
+def test_a_failed_validation_writes_nothing_so_the_corrected_command_runs(tiny_data, tmp_path):
+    out = tmp_path / "out"
+    bad = make_config("quick", langs=["de"], budgets=[10_000], methods=["zero-shot"], data_dir=str(tiny_data),
+                      train_overrides=TINY)
+    with pytest.raises(ValueError, match="larger than"):
+        run_comparison(bad, out, progress_bars=False)
+    assert not (out / "config.json").exists()
+    good = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data), train_overrides=TINY)
+    assert len(run_comparison(good, out, progress_bars=False)["runs"]) == 1
+
+
+def test_a_foreign_teacher_in_the_output_folder_is_never_reused(tiny_data, tmp_path):
+    out = tmp_path / "out"
+    first = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data), train_overrides=TINY)
+    run_comparison(first, out, progress_bars=False)
+    (out / "config.json").unlink()                     # only teacher/ is left, from other settings
+    other = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
+                        train_overrides={**TINY, "lr": 1e-3})
+    with pytest.raises(RunFolderError, match="teacher trained with other settings; delete .* to train the teacher again"):
+        run_comparison(other, out, progress_bars=False)
+
+
+@pytest.mark.parametrize("damage", ["teacher.json", "weights.pt", "config.json"])
+def test_damaged_run_files_are_named_with_how_to_recover(tiny_data, tmp_path, damage):
+    from optical_ref.__main__ import main
+    out = tmp_path / "out"
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data), train_overrides=TINY)
+    run_comparison(cfg, out, progress_bars=False)
+    path = out / "config.json" if damage == "config.json" else out / "teacher" / "split-0" / damage
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(SystemExit) as err:
+        main(["compare", "--resume", str(out)])
+    assert str(path) in str(err.value.code) and ("delete" in str(err.value.code) or "afresh" in str(err.value.code))
+
+
+def test_resume_refuses_flags_that_contradict_the_saved_configuration(tiny_data, tmp_path):
+    from optical_ref.__main__ import main
+    out = tmp_path / "out"
+    run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
+                               train_overrides=TINY), out, progress_bars=False)
+    with pytest.raises(SystemExit) as err:
+        main(["compare", "--resume", str(out), "--seeds", "7"])
+    assert "--seeds differ(s) from the saved configuration" in str(err.value.code)
+    with pytest.raises(SystemExit) as err:
+        main(["compare", "--resume", str(out), "--set", "lr=0.1"])
+    assert "--set" in str(err.value.code)
+
+
+def test_an_out_that_is_a_file_is_one_clear_line(tmp_path):
+    from optical_ref.__main__ import main
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(SystemExit) as err:
+        main(["compare", "--out", str(tmp_path / "taken"), "--methods", "zero-shot", "--langs", "de"])
+    assert "is a file, not a folder" in str(err.value.code)
+
+
+@pytest.mark.parametrize("make", ["empty", "not-a-model"])
+def test_an_encoder_folder_that_is_not_a_checkpoint_is_named(tmp_path, make):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    if make == "not-a-model":
+        (folder / "config.json").write_text('{"model_type": "no-such-model"}')
+        from optical_ref.encoder import load_pretrained_encoder
+        with pytest.raises(ValueError, match=f"--encoder {folder}: cannot load the model"):
+            load_pretrained_encoder(folder)
+    else:
+        with pytest.raises(FileNotFoundError, match="config.json is missing"):
+            make_config("quick", encoder=str(folder))
+
+
+# ------------------------------------------------------------------------------------------------
+# 9-10. The solvers: never NaN, never silent
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype,eps,scale", [(torch.float32, 1e-40, 1.0), (torch.float64, 1e-310, 1.0),
+                                             (torch.float32, 1.0, 1e38)])
+def test_torch_sinkhorn_with_fixed_iterations_raises_instead_of_returning_nan(dtype, eps, scale):
+    from optical_ref.ot import SinkhornBreakdownError
+    from optical_ref.ot_torch import sinkhorn
+    C = torch.rand(2, 3, 4, dtype=dtype) * scale
+    with pytest.raises(SinkhornBreakdownError, match="too small for|non-finite"):
+        sinkhorn(None, None, C, eps, n_iter=20)
+
+
+def test_check_every_must_be_a_positive_integer():
+    from optical_ref.ot_torch import sinkhorn
+    with pytest.raises(ValueError, match="check_every must be an integer >= 1"):
+        sinkhorn(None, None, torch.rand(3, 3), 0.1, check_every=0)
+
+
+def test_mixed_dtypes_in_ot_loss_are_named():
+    from optical_ref.ot_torch import ot_loss
+    with pytest.raises(ValueError, match="same dtype, got torch.float32 and torch.float64"):
+        ot_loss(torch.rand(1, 2, 3), torch.rand(1, 2, 3, dtype=torch.float64), eps=0.1)
+
+
+def test_nan_in_padded_student_tokens_never_reaches_the_gradient():
+    from optical_ref.ot_torch import ot_loss
+    X = torch.randn(1, 4, 3)
+    X[0, 3] = float("nan")
+    X.requires_grad_(True)
+    mask = torch.tensor([[True, True, True, False]])
+    ot_loss(X, torch.randn(1, 2, 3), mask, None, eps=0.1, n_iter=20).sum().backward()
+    assert torch.isfinite(X.grad).all() and (X.grad[0, 3] == 0).all()
+
+
+def test_the_envelope_gradient_gives_no_gradient_for_the_marginals_by_design():
+    from optical_ref.ot_torch import sinkhorn
+    a = torch.full((3,), 1 / 3, dtype=torch.float64, requires_grad=True)
+    C = torch.rand(3, 3, dtype=torch.float64, requires_grad=True)
+    res = sinkhorn(a, None, C, 0.1, grad="envelope")
+    res.cost.backward()
+    assert a.grad is None and C.grad is not None       # documented: envelope differentiates w.r.t. C only
+    unrolled = sinkhorn(a, None, C, 0.1, grad="unrolled")
+    unrolled.cost.backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all()
+
+
+def test_the_numpy_reference_raises_on_an_impossible_scale_even_with_n_iter():
+    from optical_ref.ot import SinkhornBreakdownError, sinkhorn
+    with pytest.raises(SinkhornBreakdownError):
+        sinkhorn(None, None, np.random.default_rng(0).random((3, 3)), 1e-310, n_iter=10)
