@@ -13,7 +13,7 @@ The map, one way from top to bottom (nothing reaches back up):
     evaluate.py    intent accuracy, macro-F1, retrieval (MRR@10, Recall@1), kNN intent accuracy
     methods.py     the method identifiers (zero-shot, kd-mse, kd-kl, ot, ot+kd, target-supervised)
     compare.py     the OT-vs-KD comparison and its records; report.py its summary tables and plots
-    check.py       the exercise checker; reference/ versioned reference outputs; solutions.py the key
+    check.py       the exercise checker and grader; reference/ versioned reference outputs and the engine
     bench.py       benchmarks (ratios against peers measured in the same run)
     tutorial.py    the tutorials' small command-line helper
     __main__.py    the one command line: python -m optical_ref ...

@@ -235,11 +235,17 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
         todo = [j for j in jobs if j["split_seed"] == split_seed and run_key_of(j) not in done]
         say(f"[students] split {split_seed}: {sum(j['split_seed'] == split_seed for j in jobs)} runs, "
             f"{len(todo)} to do")
-        cache = EnglishSideCache(teacher, tokenizer, cfg.device)
+        cache, zero_shot = EnglishSideCache(teacher, tokenizer, cfg.device), {}
         for n, job in enumerate(todo, start=1):
             student, stats = stage_student(job, setting, teacher, tokenizer, cache, tcfg, progress_bars,
                                            f"({n}/{len(todo)})")
-            record = {**job, "dataset": cfg.dataset, **stats, **evaluator.evaluate(student, job["lang"])}
+            if job["method"] == "zero-shot":   # the same model for every budget and seed: evaluated once
+                key = ("zero-shot", job["lang"])
+                zero_shot[key] = zero_shot.get(key) or evaluator.evaluate(student, job["lang"])
+                evaluation = zero_shot[key]
+            else:
+                evaluation = evaluator.evaluate(student, job["lang"])
+            record = {**job, "dataset": cfg.dataset, **stats, **evaluation}
             append_record(out, record)
             say(f"  ({n}/{len(todo)}) {job['method']:<17} {job['lang']} budget={job['budget']} seed={job['seed']}: "
                 f"intent_acc {record['intent_acc']:.3f}  knn_acc {record['knn_acc']:.3f}"

@@ -307,3 +307,38 @@ def test_set_values_reach_the_recorded_configuration():
 def test_an_unknown_method_never_trains_silently_as_another():
     with pytest.raises(ValueError, match="cannot train a student with method 'ot-new'"):
         train_student("ot-new", None, None, None, ["x"], TrainConfig(), 0)
+
+
+def test_compare_set_on_the_command_line_is_used_and_recorded(tiny_data, tmp_path):
+    from optical_ref.__main__ import main
+    out = tmp_path / "out"
+    assert main(["compare", "--data-dir", str(tiny_data), "--langs", "de", "--methods", "zero-shot", "ot",
+                 "--preset", "quick", "--set", "ot_eps=0.1", "--set", "student_steps=2", "--set", "teacher_epochs=1",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["config"]["train"]["ot_eps"] == 0.1 and results["config"]["settings"]["ot_eps"] == 0.1
+    assert '"ot_eps": 0.1' in (out / "summary.md").read_text(encoding="utf-8")
+    plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    assert plan["n_iter"] == 50 and plan["eps"] == 0.1          # the plan the loss used: fixed iterations
+
+
+def test_the_example_plan_is_the_plan_the_training_loss_computes(tiny_data, tmp_path):
+    import numpy as np
+
+    from optical_ref.ot import sinkhorn
+    cfg = make_config("quick", langs=["de"], methods=["ot"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1, "student_steps": 2})
+    run_comparison(cfg, tmp_path / "out", progress_bars=False)
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text(encoding="utf-8"))
+    again = sinkhorn(None, None, np.asarray(plan["cost"]), plan["eps"], n_iter=plan["n_iter"]).plan
+    np.testing.assert_allclose(np.asarray(plan["plan"]), again, atol=1e-12)
+
+
+def test_several_split_seeds_each_get_their_own_teacher_and_records(tiny_data, tmp_path):
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot"], split_seeds=[0, 1], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1})
+    results = run_comparison(cfg, tmp_path / "out", progress_bars=False)
+    assert sorted(r["split_seed"] for r in results["runs"]) == [0, 1]
+    assert (tmp_path / "out" / "teacher" / "split-0" / "teacher.json").is_file()
+    assert (tmp_path / "out" / "teacher" / "split-1" / "teacher.json").is_file()
+    assert set(results["gold"]) == {"0", "1"}

@@ -88,6 +88,7 @@ def _problems():
         ("uniform-8x8-eps0.05", np.full(8, 1 / 8), np.full(8, 1 / 8), C88, 0.05),
         ("square-unequal-weights-6x6-eps0.1", a6 / a6.sum(), b6 / b6.sum(), C66, 0.1),
         ("single-source-1x3", [1.0], [0.2, 0.5, 0.3], [[0.4, 0.1, 0.9]], 0.05),
+        ("zero-mass-row-3x4-inf-potential", [0.5, 0.0, 0.5], [0.25, 0.25, 0.25, 0.25], rng.random((3, 4)), 0.1),
         ("small-eps-4x4-eps1e-3-of-maxC", np.full(4, 1 / 4), np.full(4, 1 / 4), C44, 1e-3 * C44.max()),
         ("small-eps-4x4-eps1e-4-of-maxC-kernel-underflows", np.full(4, 1 / 4), np.full(4, 1 / 4), C44,
          1e-4 * C44.max()),
@@ -156,31 +157,49 @@ def _padded_batch(seed):
 def build_batched_sinkhorn():
     from ..ot_torch import sinkhorn
     cases = []
-    for eps in (0.1, 0.03):
+    for eps, garbage in ((0.1, None), (0.03, None), (0.05, 1e6)):
         C, mask_a, mask_b = _padded_batch(11)
+        if garbage is not None:   # padded entries may hold anything: a solver must never read them
+            real = mask_a[:, :, None] & mask_b[:, None, :]
+            C = torch_where(real, C, garbage)
         C = C.clone().requires_grad_(True)
         res = sinkhorn(None, None, C, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=1_000_000,
                        grad="envelope")
         res.cost.sum().backward()
-        cases.append(_case(f"padded-batch-eps{eps}", {"C": C, "mask_a": mask_a, "mask_b": mask_b, "eps": eps},
+        name = f"padded-batch-eps{eps}" + ("-garbage-1e6-in-padding" if garbage is not None else "")
+        cases.append(_case(name, {"C": C, "mask_a": mask_a, "mask_b": mask_b, "eps": eps},
                            {"plan": res.plan, "cost": res.cost, "envelope_grad_C": C.grad},
                            {"plan": 1e-7, "cost": 1e-7, "envelope_grad_C": 1e-7}))
     return cases
 
 
+def torch_where(mask, x, value):
+    import torch
+    return torch.where(mask, x, torch.full_like(x, value))
+
+
 def build_frobenius():
     from ..ot import frobenius
     rng = np.random.default_rng(3)
-    P, C = rng.random((3, 4)), rng.random((3, 4))
-    return [_case("random-3x4", {"P": P, "C": C}, {"value": frobenius(P, C)}, {"value": 1e-12})]
+    cases = []
+    for name, shape in (("random-3x4", (3, 4)), ("single-entry-1x1", (1, 1)), ("sparse-plan-5x2", (5, 2))):
+        P, C = rng.random(shape), rng.random(shape)
+        if name.startswith("sparse"):
+            P[P < 0.5] = 0.0
+        cases.append(_case(name, {"P": P, "C": C}, {"value": frobenius(P, C)}, {"value": 1e-12}))
+    return cases
 
 
 def build_kd_mse():
     import torch
     from ..losses import kd_mse
     g = torch.Generator().manual_seed(5)
-    s, t = torch.randn(4, 6, generator=g, dtype=torch.float64), torch.randn(4, 6, generator=g, dtype=torch.float64)
-    return [_case("random-4x6", {"student": s, "teacher": t}, {"value": float(kd_mse(s, t))}, {"value": 1e-10})]
+    cases = []
+    for shape in ((4, 6), (1, 3), (8, 2)):
+        s, t = torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
+        cases.append(_case(f"random-{shape[0]}x{shape[1]}", {"student": s, "teacher": t},
+                           {"value": float(kd_mse(s, t))}, {"value": 1e-10}))
+    return cases
 
 
 def build_kd_kl():
@@ -195,15 +214,22 @@ def build_kd_kl():
 def build_ot_loss():
     import torch
     from ..ot_torch import ot_loss
-    g = torch.Generator().manual_seed(8)
-    X = torch.randn(3, 4, 6, generator=g, dtype=torch.float64).requires_grad_(True)
-    Y = torch.randn(3, 5, 6, generator=g, dtype=torch.float64)
-    mask_x = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
-    mask_y = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
-    losses = ot_loss(X, Y, mask_x, mask_y, eps=0.05, tol=1e-12, max_iter=1_000_000, grad="envelope")
-    losses.sum().backward()
-    return [_case("padded-3-pairs-eps0.05", {"X": X, "Y": Y, "mask_x": mask_x, "mask_y": mask_y, "eps": 0.05},
-                  {"losses": losses, "envelope_grad_X": X.grad}, {"losses": 1e-7, "envelope_grad_X": 1e-6})]
+    cases = []
+    for seed, eps, d, garbage in ((8, 0.05, 6, None), (9, 0.1, 4, None), (10, 0.05, 5, 1e3)):
+        g = torch.Generator().manual_seed(seed)
+        X = torch.randn(3, 4, d, generator=g, dtype=torch.float64)
+        Y = torch.randn(3, 5, d, generator=g, dtype=torch.float64)
+        mask_x = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+        mask_y = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
+        if garbage is not None:   # padded tokens may hold anything
+            X = torch.where(mask_x[..., None], X, torch.full_like(X, garbage))
+        X = X.requires_grad_(True)
+        losses = ot_loss(X, Y, mask_x, mask_y, eps=eps, tol=1e-12, max_iter=1_000_000, grad="envelope")
+        losses.sum().backward()
+        name = f"padded-3-pairs-eps{eps}-d{d}" + ("-garbage-in-padding" if garbage is not None else "")
+        cases.append(_case(name, {"X": X, "Y": Y, "mask_x": mask_x, "mask_y": mask_y, "eps": eps},
+                           {"losses": losses, "envelope_grad_X": X.grad}, {"losses": 1e-7, "envelope_grad_X": 1e-6}))
+    return cases
 
 
 BUILDERS = {"sinkhorn": build_sinkhorn, "sinkhorn_fixed": build_sinkhorn_fixed, "exact_ot": build_exact_ot, "batched_sinkhorn": build_batched_sinkhorn,

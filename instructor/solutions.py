@@ -1,9 +1,12 @@
-"""The exercises' signatures, answered by the library itself (the instructor's key).
+"""The answer key of the exercises: each function adapts a library call to the signature that
+``tutorials/exercises/`` asks for.
 
-Each function adapts a library call to the signature that ``tutorials/exercises/`` asks for, e.g.
-``python -m optical_ref check kernel-sinkhorn --impl optical_ref.solutions:kernel_sinkhorn``.
+This folder is the teacher's side: it is not part of the installed ``optical_ref`` package, so students
+cannot import it; give students only ``tutorials/exercises/``. Grading with the library's own functions is
+refused (see ``python -m optical_ref check --grade``), so this key is for the teacher's own checks:
+``python -m optical_ref check kernel-sinkhorn --impl instructor/solutions.py:kernel_sinkhorn``.
 """
-from . import losses, ot, ot_torch
+from optical_ref import losses, ot, ot_torch
 
 
 def kernel_sinkhorn(a, b, C, eps):
