@@ -25,6 +25,11 @@ class Exercise:
     tutorial: str       # what to read first
     task: str
     case_filter: object = None
+    allowed: tuple = ()  # library functions a submission may call (graded mode); everything else of optical_ref is refused
+
+    @property
+    def function(self) -> str:
+        return self.skeleton.split("_", 1)[1].removesuffix(".py")
 
 
 EXERCISES = {
@@ -40,7 +45,8 @@ EXERCISES = {
     "kd-kl": Exercise("kd_kl", "ex05_kd_kl.py", "tutorials/06_kd_loop.py",
                       "value = f(student_logits, teacher_logits, T): Hinton KD with temperature"),
     "ot-loss": Exercise("ot_loss", "ex06_ot_loss.py", "tutorials/07_ot_distillation_loop.py",
-                        "losses = f(X, Y, mask_x, mask_y, eps): OT distillation loss per pair, padding ignored"),
+                        "losses = f(X, Y, mask_x, mask_y, eps): OT distillation loss per pair, padding ignored",
+                        allowed=("optical_ref.ot_torch.sinkhorn", "optical_ref.ot.sinkhorn")),
     "batched-sinkhorn": Exercise("batched_sinkhorn", "ex07_batched_sinkhorn.py", "tutorials/04_sinkhorn_torch.py",
                                  "plan = f(C, mask_a, mask_b, eps): batched, padding-masked torch Sinkhorn"),
 }
@@ -59,6 +65,10 @@ def hint(kind: str, result, case) -> str | None:
     x, expected = case["inputs"], case["expected"]
     r = np.asarray(result, dtype=float) if not isinstance(result, dict) else None
     if r is not None and np.isnan(r).any():
+        padded = [k for k in ("C", "X") if k in x and np.isnan(np.asarray(x[k], dtype=float)).any()]
+        if padded:
+            return (f"NaN in the result: the padded entries of {padded[0]} hold NaN in this case (padding may hold "
+                    "anything); replace them (e.g. torch.where(mask, C, 0)) before using them")
         return "NaN in the result: exp(-C/eps) underflowed or a log-sum-exp was not max-shifted; work in the log domain"
     if kind == "sinkhorn":
         plan, a, b = np.asarray(expected["plan"]), np.asarray(x["a"]), np.asarray(x["b"])
@@ -85,12 +95,28 @@ def hint(kind: str, result, case) -> str | None:
             return "padding counted: padded rows and columns must carry zero mass (uniform weights over real entries only)"
         if r.shape == np.swapaxes(plan, 1, 2).shape and r.shape != plan.shape:
             return "transposed plan: the result must be (B, n, m), rows for mask_a and columns for mask_b"
+        if r.shape == plan.shape:
+            solved_then_zeroed, fixed_20 = _batched_mistakes(x)
+            if _close(r, fixed_20, 1e-6):
+                return ("a fixed 20 iterations: the plan is not converged; iterate until the row marginals are within "
+                        "the tolerance (or run many more iterations)")
+            if _close(r, solved_then_zeroed, 1e-6):
+                return ("solved on the padded problem, then zeroed: the padding must carry no mass during the solve "
+                        "(uniform weights over the real entries only), not be cut out afterwards")
     if kind == "kd_kl":
         T, value = x["T"], expected["value"]
         if T != 1 and abs(result * T * T - value) < 1e-6:
             return "temperature not squared: multiply the KL by T^2 (Hinton et al. 2015)"
         if abs(result - _reverse_kl(x)) < 1e-6:
             return "KL direction reversed: the loss is KL(teacher || student)"
+        if T != 1 and abs(result * T - value) < 1e-6:
+            return "multiplied by T instead of T^2: the Hinton loss is T^2 KL(...)"
+        m = np.shape(x["student_logits"])[-1]
+        if abs(result * m - value) < 1e-6:
+            return "reduction='mean' averages over the classes too: use reduction='batchmean' (the mean over the batch)"
+        if abs(result - _kl_div_of_probabilities(x)) < 1e-6:
+            return ("F.kl_div expects log-probabilities as its input: pass log_softmax(student / T), not the "
+                    "probabilities (and log_target=True with log-probabilities as the target)")
         if abs(result - value * len(x["student_logits"])) < 1e-6:
             return "summed over the batch: take the batch mean"
     if kind == "kd_mse":
@@ -111,6 +137,8 @@ def hint(kind: str, result, case) -> str | None:
             return "one loss per pair is expected, not the batch mean"
         if r is not None and r.shape == losses.shape and _close(r, _ot_loss_padding_counted(x), 1e-5):
             return "padding counted: padded tokens must carry no mass (use the masks for the marginals)"
+        if r is not None and r.shape == losses.shape and _close(r, _ot_loss_unnormalised(x), 1e-5):
+            return "unnormalised cosine: C_ij = 1 - <x_i, y_j> / (|x_i| |y_j|); normalise the token vectors first"
     return None
 
 
@@ -120,15 +148,52 @@ def _reverse_kl(x) -> float:
     return float(T * T * (log_ps.exp() * (log_ps - log_pt)).sum(-1).mean())
 
 
+def _kl_div_of_probabilities(x) -> float:
+    zs, zt, T = _torch(x["student_logits"]), _torch(x["teacher_logits"]), x["T"]
+    p_s, p_t = (zs / T).softmax(-1), (zt / T).softmax(-1)
+    return float(T * T * (p_t * (p_t.log() - p_s)).sum(-1).mean())
+
+
+def _batched_mistakes(x):
+    """(solved on the whole padded matrix then zeroed, stopped after 20 iterations) for a batched case."""
+    import torch
+
+    from .ot_torch import sinkhorn
+    C, mask_a, mask_b = _torch(x["C"]), torch.tensor(x["mask_a"]), torch.tensor(x["mask_b"])
+    real = mask_a[:, :, None] & mask_b[:, None, :]
+    C0 = torch.where(real, C, torch.zeros_like(C))
+    zeroed = sinkhorn(None, None, C0, x["eps"], tol=1e-12, max_iter=100_000).plan * real
+    fixed = sinkhorn(None, None, C0, x["eps"], mask_a=mask_a, mask_b=mask_b, n_iter=20).plan
+    return zeroed.numpy(), fixed.numpy()
+
+
+def _ot_loss_unnormalised(x):
+    import torch
+
+    from .ot_torch import sinkhorn
+    X, Y = _torch(x["X"]), _torch(x["Y"])
+    mask_x, mask_y = torch.tensor(x["mask_x"]), torch.tensor(x["mask_y"])
+    X = torch.where(mask_x[..., None], X, torch.zeros_like(X))
+    C = 1 - X @ Y.transpose(1, 2)
+    try:
+        return sinkhorn(None, None, C, x["eps"], mask_a=mask_x, mask_b=mask_y, tol=1e-12, max_iter=100_000).cost.numpy()
+    except (ValueError, FloatingPointError):
+        return np.full(len(X), np.nan)
+
+
 def _ot_loss_padding_counted(x):
     from .ot_torch import ot_loss
     X, Y = _torch(x["X"]), _torch(x["Y"])
-    return ot_loss(X, Y, None, None, eps=x["eps"], tol=1e-12, max_iter=100_000).numpy()
+    try:
+        return ot_loss(X, Y, None, None, eps=x["eps"], tol=1e-12, max_iter=100_000).numpy()
+    except (ValueError, FloatingPointError):   # NaN in the padding: counting it cannot give a number
+        return np.full(len(X), np.nan)
 
 
-def run_cases(kind: str, fn, case_filter=None) -> list:
+def run_cases(kind: str, fn, case_filter=None, cases=None) -> list:
     """The engine's run, with this catalogue's hints for failures."""
-    return engine.run_cases(kind, fn, case_filter, hint=hint)
+    return engine.run_cases(kind, fn, case_filter, hint=hint, cases=cases,
+                            skip_fields=("envelope_grad_X",))   # the exercise fixes no gradient convention
 
 
 def check_exercise(name: str, fn) -> list:
@@ -142,13 +207,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("exercise", nargs="?", help="exercise name (see --list)")
     parser.add_argument("--impl", help="the function to check: FILE.py:FUNCTION or module:FUNCTION")
     parser.add_argument("--list", action="store_true", help="list the exercises")
+    parser.add_argument("--grade", metavar="SUBMISSIONS_DIR",
+                        help="grade a class: one sub-folder per student with their exNN_*.py files")
+    parser.add_argument("--json", metavar="OUT", help="--grade: also write the details as JSON")
+    parser.add_argument("--csv", metavar="OUT", help="--grade: the score table (default SUBMISSIONS_DIR/grades.csv)")
+    parser.add_argument("--seed", type=int, default=None, help="--grade: the hidden cases' seed (default: a fresh one, printed)")
 
 
 def main(args) -> int:
+    if args.grade:
+        from .grade import main_grade
+        try:
+            return main_grade(args)
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"error: {err}") from None
     if args.list or not args.exercise:
         print("exercises (skeletons in tutorials/exercises/):")
         for name, ex in EXERCISES.items():
-            print(f"  {name:<17} {ex.task}\n  {'':<17} skeleton: {ex.skeleton}; read first: {ex.tutorial}")
+            allowed = ", ".join(ex.allowed) or "nothing from optical_ref"
+            print(f"  {name:<17} {ex.task}\n  {'':<17} skeleton: {ex.skeleton} ({ex.function}); read first: "
+                  f"{ex.tutorial}; may call: {allowed}")
         return 0
     if not args.impl:
         raise SystemExit("error: --impl FILE.py:FUNCTION is required (e.g. tutorials/exercises/"

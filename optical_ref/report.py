@@ -264,18 +264,25 @@ def plot_budgets(records, gold, path: Path) -> None:
                     continue
                 means = [100 * np.mean([r[metric] for r in by_pairs[x]]) for x in xs]
                 style = "--" if m in ("zero-shot", UPPER_BOUND) else "-"
-                line, = ax.plot(xs, means, linestyle=style, marker="o", label=m)
+                dodge = 1 + 0.04 * (methods.index(m) - (len(methods) - 1) / 2)   # on the log axis: no point hides another
+                xs_plot = [x * dodge for x in xs]
+                line, = ax.plot(xs_plot, means, linestyle=style, marker="o", label=m)
                 bands = [mean_interval(pooled_scores(by_pairs[x], metric, gold), n_boot=500) for x in xs]
                 if all(b is not None for b in bands):
-                    ax.fill_between(xs, [100 * b["low"] for b in bands], [100 * b["high"] for b in bands],
-                                    color=line.get_color(), alpha=0.15, linewidth=0)
+                    if len(xs) > 1:
+                        ax.fill_between(xs_plot, [100 * b["low"] for b in bands], [100 * b["high"] for b in bands],
+                                        color=line.get_color(), alpha=0.15, linewidth=0)
+                    else:   # one budget: an interval bar instead of a band
+                        ax.errorbar(xs_plot, means, yerr=[[means[0] - 100 * bands[0]["low"]], [100 * bands[0]["high"] - means[0]]],
+                                    color=line.get_color(), capsize=3, linewidth=1)
             ax.set_xscale("log")
             ax.set_title(f"{lang}{' (low-resource)' if lang in ('hi', 'th') else ''}")
             ax.set_xlabel("bitext pairs (log scale)")
             ax.grid(alpha=0.3)
         row[0].set_ylabel({"mrr10": "MRR@10 target -> English (%)", "intent_acc": "intent accuracy (%)"}[metric])
     axes[0][-1].legend(fontsize=8, loc="best")
-    fig.suptitle("mean over seeds; bands: 95% bootstrap interval over test items", fontsize=9)
+    fig.suptitle("mean over seeds; bands (bars for one budget): 95% bootstrap interval over test items; "
+                 "methods dodged sideways", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

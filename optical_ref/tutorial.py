@@ -1,4 +1,5 @@
-"""Two helpers every tutorial script uses: its command line (``--out DIR``, ``--smoke``) and saving figures.
+"""Two helpers every tutorial script uses: its command line (``--out DIR``, ``--smoke``, ``--data-dir DIR``) and
+saving figures.
 
 Figures go to ``--out`` (default: a fresh temporary folder), never into the repository.
 """
@@ -15,7 +16,13 @@ def setup(doc: str):
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     parser.add_argument("--out", default=None, help="folder for the figures (default: a new temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings: just check that it runs")
+    parser.add_argument("--data-dir", default=None, help="data directory (default: as for compare, see README Data)")
     args, _ = parser.parse_known_args(sys.argv[1:] if "ipykernel" not in sys.modules else [])
+    if args.data_dir:   # every loader reads $OPTICAL_REF_DATA before ../shared/data: the flag reaches all of them
+        import os
+        os.environ["OPTICAL_REF_DATA"] = str(Path(args.data_dir).resolve())
+        from .data import find_data_dir
+        find_data_dir(None)   # a wrong folder fails here, with the list of places looked
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="optical-ref-tutorial-"))
     out.mkdir(parents=True, exist_ok=True)
     import matplotlib

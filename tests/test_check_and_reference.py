@@ -316,3 +316,62 @@ def test_the_import_graph_has_no_loop():
     # a package __init__ that imports its own submodules is not a loop we care about
     loops = [(a, b) for a, b in loops if not (b.startswith(a + ".") or a.startswith(b + "."))]
     assert not loops, loops
+
+
+# ------------------------------------------------------------------------------------------------
+# float32 implementations, and results written by any language
+# ------------------------------------------------------------------------------------------------
+def test_the_librarys_own_float32_solver_passes_the_float32_profile_and_not_float64():
+    from optical_ref.ot_torch import sinkhorn
+    from optical_ref.reference.engine import float32_profile
+    from optical_ref.reference.engine import run_cases as verify
+
+    def float32_plan(C, mask_a, mask_b, eps):
+        return sinkhorn(None, None, C.float(), eps, mask_a=mask_a, mask_b=mask_b, tol=1e-6, max_iter=100_000).plan
+
+    assert all(r.passed for r in verify("batched_sinkhorn", float32_plan, profile=float32_profile))
+    assert not all(r.passed for r in verify("batched_sinkhorn", float32_plan))
+
+    def float32_wrong(C, mask_a, mask_b, eps):
+        return float32_plan(C, mask_a, mask_b, eps * 2)
+
+    assert not any(r.passed for r in verify("batched_sinkhorn", float32_wrong, profile=float32_profile))
+
+
+def test_a_results_file_is_verified_field_by_field_with_null_for_minus_infinity(tmp_path, capsys):
+    from optical_ref.__main__ import main
+    from optical_ref.ot import sinkhorn
+    results = {}
+    for case in reference.load("sinkhorn")["cases"]:
+        x = case["inputs"]
+        res = sinkhorn(x["a"], x["b"], x["C"], x["eps"], tol=1e-13, max_iter=1_000_000)
+        results[case["name"]] = {"plan": res.plan.tolist(), "f": [None if not np.isfinite(v) else v for v in res.f],
+                                 "g": res.g.tolist()}
+    assert any(None in r["f"] for r in results.values())          # a case uses the -inf marker
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"kind": "sinkhorn", "results": results}))
+    assert main(["reference", "verify", "--results", str(path)]) == 0
+    del results[next(iter(results))]
+    path.write_text(json.dumps({"kind": "sinkhorn", "results": results}))
+    assert main(["reference", "verify", "--results", str(path)]) == 1
+    assert "no result for this case" in capsys.readouterr().out
+
+
+def test_a_solver_written_in_javascript_passes_through_a_results_file(tmp_path):
+    import shutil
+    import subprocess
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    from optical_ref.reference.engine import run_results
+    out = tmp_path / "js.json"
+    subprocess.run([node, str(Path(__file__).parent / "data" / "sinkhorn_fixed.js"),
+                    str(reference.path_of("sinkhorn_fixed")), str(out)], check=True, timeout=60)
+    results = run_results("sinkhorn_fixed", json.loads(out.read_text())["results"])
+    assert results and all(r.passed for r in results), [r.line() for r in results]
+
+
+def test_the_schemas_ship_beside_the_files_and_state_the_conventions():
+    for name in reference.SCHEMAS:
+        schema = json.loads((reference.HERE / name).read_text(encoding="utf-8"))
+        assert "row-major" in schema["description"] and "-inf" in schema["description"]

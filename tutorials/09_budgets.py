@@ -2,7 +2,9 @@
 
 What you learn: how much bitext distillation needs. The budgets are nested (the 50 pairs are inside the
 200, inside all of them) so the curve compares like with like; each student gets the same number of
-optimisation steps whatever its budget. Watch where OT and KD differ, and how wide the seed spread is.
+optimisation steps whatever its budget. Watch where OT and KD differ, and whether the difference is larger
+than its 95% interval over test items (one training seed here; summary.md gives the paired intervals, and
+the default preset adds a second seed).
 Read first: 08_compare_quick.py. Needs the data.
 """
 # %% Thai, three budgets, zero-shot vs kd-mse vs ot
@@ -19,4 +21,8 @@ results = run_comparison(config, out / "budgets", progress_bars=False)
 for method in config.methods:
     points = sorted((r["n_pairs"], r["intent_acc"]) for r in results["runs"] if r["method"] == method)
     print(f"{method:>9}: " + ", ".join(f"{n} pairs -> {acc:.3f}" for n, acc in points))
+summary = (out / "budgets" / "summary.md").read_text(encoding="utf-8")
+section = summary.split("Paired difference to the best KD method of the column (intent_acc")[1].split("\n\n")[1]
+print("ot minus the best KD method, intent accuracy, points [95% interval]:")
+print("\n".join(line for line in section.splitlines() if line.startswith("| ot ") or line.startswith("| method")))
 print(f"plot: {out / 'budgets' / 'budget.png'}")

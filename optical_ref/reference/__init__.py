@@ -42,6 +42,7 @@ import numpy as np
 from .. import __version__
 
 HERE = Path(__file__).resolve().parent
+SCHEMAS = ("reference.schema.json", "results.schema.json")   # the formats, beside the files
 KINDS = ("sinkhorn", "sinkhorn_fixed", "exact_ot", "batched_sinkhorn", "frobenius", "kd_mse", "kd_kl", "ot_loss")
 SIGNATURES = {
     "sinkhorn": "plan = f(a, b, C, eps)",

@@ -10,6 +10,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--impl", help="verify: FILE.py:FUNCTION or module:FUNCTION")
     parser.add_argument("--kind", default="sinkhorn", choices=KINDS, help="verify: which reference file (default sinkhorn)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="regenerate: which files")
+    parser.add_argument("--profile", choices=["float64", "float32"], default="float64",
+                        help="verify: tolerances for a float64 (the files' own) or a float32 implementation")
+    parser.add_argument("--results", metavar="FILE.json",
+                        help="verify: a results file written by any language (format: results.schema.json)")
 
 
 def main(args) -> int:
@@ -20,12 +24,29 @@ def main(args) -> int:
     if args.action == "regenerate":
         regenerate(args.kinds)
         return 0
-    from .engine import load_function, report, run_cases
+    import json
+
+    from .engine import PROFILES, load_function, report, run_cases, run_results
+    profile = PROFILES[args.profile]
+    if args.results:
+        try:
+            data = json.loads(open(args.results, encoding="utf-8").read())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"error: --results {args.results}: cannot read it as JSON ({err})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+            raise SystemExit(f"error: --results {args.results}: expected {{\"kind\": ..., \"results\": {{case name: "
+                             "{field: value}}}} (see optical_ref/reference/results.schema.json)")
+        kind = data.get("kind", args.kind)
+        if kind not in KINDS:
+            raise SystemExit(f"error: --results {args.results}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        return report(f"verifying {args.results} against the '{kind}' reference ({args.profile} tolerances)",
+                      run_results(kind, data["results"], profile))
     if not args.impl:
-        raise SystemExit("error: verify needs --impl FILE.py:FUNCTION (or module:FUNCTION)")
+        raise SystemExit("error: verify needs --impl FILE.py:FUNCTION (or module:FUNCTION), or --results FILE.json")
     try:
         fn = load_function(args.impl)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None
-    return report(f"verifying {args.impl} against the '{args.kind}' reference ({SIGNATURES[args.kind]}); "
-                  "every field the file carries is compared", run_cases(args.kind, fn))
+    return report(f"verifying {args.impl} against the '{args.kind}' reference ({SIGNATURES[args.kind]}; "
+                  f"{args.profile} tolerances); every field the file carries is compared",
+                  run_cases(args.kind, fn, profile=profile))

@@ -7,8 +7,9 @@ Task. Same problem as kernel-sinkhorn, but iterate on the potentials f = eps log
     f_i <- eps log a_i - eps LSE_j((g_j - C_ij) / eps)
     g_j <- eps log b_j - eps LSE_i((f_i - C_ij) / eps)
 
-and return P_ij = exp((f_i + g_j - C_ij) / eps), converged to 1e-12 on the rows. Some cases use
-eps = 1e-3 * max(C), where exp(-C/eps) is 0 in floating point: only the log domain survives.
+and return P_ij = exp((f_i + g_j - C_ij) / eps), converged to 1e-12 on the rows. One case uses
+eps = 1e-4 * max(C), where exp(-C/eps) is 0 in floating point for whole rows: only the log domain survives
+(at 1e-3 * max(C) the kernel still works on these costs, slowly; graded runs add hidden cases of that kind).
 
 Hints.
 - LSE_j(z_j) = max_j z_j + log sum_j exp(z_j - max_j z_j): the shift keeps exp from underflowing.

@@ -1,0 +1,223 @@
+"""Grading a class: ``python -m optical_ref check --grade SUBMISSIONS_DIR [--json OUT] [--csv OUT] [--seed N]``.
+
+``SUBMISSIONS_DIR/<student>/`` holds that student's copies of ``tutorials/exercises/exNN_*.py`` (same file and
+function names). Every exercise of every student is run on
+
+- the public cases of ``optical_ref/reference/`` (the ones ``check`` shows while students work), and
+- ``HIDDEN_PER_EXERCISE`` hidden cases drawn fresh at grading time from a seed (printed, so that a result can be
+  reproduced) and answered by the library at grading time: looking the public expected values up gains nothing.
+  They cover the failure modes of each exercise (unequal weights and non-square problems, tiny eps, NaN in
+  padded costs and tokens, several temperatures).
+
+A submission that calls the library's own implementation (``optical_ref.ot.sinkhorn`` for a Sinkhorn exercise,
+``optical_ref.losses.kd_kl`` for kd-kl, ...), directly, under another name or through ``importlib``, scores 0
+for that exercise, with the reason: a profiler watches which ``optical_ref`` functions the submission enters
+while it runs, so no way of reaching them escapes. Each exercise names what it may call (``allowed``;
+``ot-loss`` may call a Sinkhorn solver, since its point is the cost and the masks). A missing file scores 0.
+
+Output: a table on the screen, a CSV (student, then one score column per exercise, then the total) and, with
+``--json``, ``{student: {exercise: {"passed", "total", "score", "failed": [case names], "note"}}}``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import secrets
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HIDDEN_PER_EXERCISE = 4
+LIBRARY = Path(__file__).resolve().parent
+
+
+# --------------------------------------------------------------------------------------------------
+# Hidden cases, answered by the library at grading time
+# --------------------------------------------------------------------------------------------------
+def _case(name, inputs, expected, tolerance):
+    from .reference import _lists
+    return {"name": f"hidden-{name}", "inputs": {k: _lists(v) for k, v in inputs.items()},
+            "expected": {k: _lists(v) for k, v in expected.items()}, "tolerance": tolerance}
+
+
+def hidden_cases(kind: str, rng: np.random.Generator, n: int, small_eps: bool = True) -> list:
+    """``n`` fresh cases of ``kind``; the expected values come from the library."""
+    import torch
+
+    from . import losses, ot, ot_torch
+
+    cases = []
+    for k in range(n):
+        seed = int(rng.integers(2**31))
+        g = torch.Generator().manual_seed(seed)
+        r = np.random.default_rng(seed)
+        if kind == "sinkhorn":
+            n_rows, n_cols = int(r.integers(2, 8)), int(r.integers(2, 8))
+            a, b = r.random(n_rows) + 0.05, r.random(n_cols) + 0.05
+            a, b = a / a.sum(), b / b.sum()
+            C = r.random((n_rows, n_cols)) * float(r.choice([1.0, 5.0]))
+            tiny = small_eps and k == n - 1
+            if tiny:   # a clear optimal assignment at eps = 1e-3 max C: only the log domain survives
+                n_rows = n_cols = 4
+                a = b = np.full(4, 0.25)
+                C = 10 * (0.5 + 0.5 * r.random((4, 4)))
+                C[np.arange(4), r.permutation(4)] = 2 * r.random(4)
+            eps = (1e-3 if tiny else float(r.choice([0.5, 0.1, 0.05]))) * C.max()
+            res = ot.sinkhorn(a, b, C, eps, tol=1e-12, max_iter=1_000_000)
+            cases.append(_case(f"{k}-{n_rows}x{n_cols}-eps{eps:.2g}", {"a": a, "b": b, "C": C, "eps": eps},
+                               {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7}))
+        elif kind == "frobenius":
+            shape = (int(r.integers(1, 7)), int(r.integers(1, 7)))
+            P, C = r.random(shape), r.random(shape)
+            cases.append(_case(f"{k}-{shape[0]}x{shape[1]}", {"P": P, "C": C}, {"value": ot.frobenius(P, C)},
+                               {"value": 1e-12}))
+        elif kind == "kd_mse":
+            shape = (int(r.integers(1, 9)), int(r.integers(2, 9)))
+            s, t = torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
+            cases.append(_case(f"{k}-{shape[0]}x{shape[1]}", {"student": s, "teacher": t},
+                               {"value": float(losses.kd_mse(s, t))}, {"value": 1e-10}))
+        elif kind == "kd_kl":
+            B, m, T = int(r.integers(1, 6)), int(r.integers(2, 7)), float(r.choice([0.5, 1.5, 3.0, 5.0]))
+            zs, zt = 3 * torch.randn(B, m, generator=g, dtype=torch.float64), 3 * torch.randn(B, m, generator=g, dtype=torch.float64)
+            cases.append(_case(f"{k}-{B}x{m}-T{T}", {"student_logits": zs, "teacher_logits": zt, "T": T},
+                               {"value": float(losses.kd_kl(zs, zt, T))}, {"value": 1e-10}))
+        elif kind in ("ot_loss", "batched_sinkhorn"):
+            B, n_max, m_max = int(r.integers(2, 5)), int(r.integers(2, 6)), int(r.integers(2, 6))
+            mask_a = torch.zeros(B, n_max, dtype=torch.bool)
+            mask_b = torch.zeros(B, m_max, dtype=torch.bool)
+            for i in range(B):
+                mask_a[i, :int(r.integers(1, n_max + 1))] = True
+                mask_b[i, :int(r.integers(1, m_max + 1))] = True
+            eps = float(r.choice([0.05, 0.1, 0.2]))
+            if kind == "ot_loss":
+                d = int(r.integers(2, 7))
+                X = torch.randn(B, n_max, d, generator=g, dtype=torch.float64)
+                Y = torch.randn(B, m_max, d, generator=g, dtype=torch.float64)
+                X_in = torch.where(mask_a[..., None], X, torch.full_like(X, float("nan")))   # NaN in padding
+                out = ot_torch.ot_loss(X_in, Y, mask_a, mask_b, eps=eps, tol=1e-12, max_iter=1_000_000)
+                cases.append(_case(f"{k}-B{B}-eps{eps}-nan-in-padding",
+                                   {"X": X_in, "Y": Y, "mask_x": mask_a, "mask_y": mask_b, "eps": eps},
+                                   {"losses": out}, {"losses": 1e-7}))
+            else:
+                C = torch.rand(B, n_max, m_max, generator=g, dtype=torch.float64)
+                C_in = torch.where(mask_a[:, :, None] & mask_b[:, None, :], C, torch.full_like(C, float("nan")))
+                res = ot_torch.sinkhorn(None, None, C_in, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=1_000_000)
+                cases.append(_case(f"{k}-B{B}-eps{eps}-nan-in-padding", {"C": C_in, "mask_a": mask_a, "mask_b": mask_b,
+                                                                         "eps": eps},
+                                   {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7}))
+        else:
+            raise ValueError(f"no hidden cases for kind {kind!r}")
+    return cases
+
+
+# --------------------------------------------------------------------------------------------------
+# Watching which library functions a submission enters
+# --------------------------------------------------------------------------------------------------
+def _library_name(code) -> str | None:
+    path = Path(code.co_filename)
+    try:
+        relative = path.resolve().relative_to(LIBRARY)
+    except (ValueError, OSError):
+        return None
+    module = ".".join(("optical_ref",) + relative.with_suffix("").parts).removesuffix(".__init__")
+    return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+
+
+def watched(fn, entered: list):
+    """``fn`` wrapped so that every optical_ref function it calls directly (from its own code) is recorded."""
+    def wrapper(*args, **kwargs):
+        def profiler(frame, event, arg):
+            if event == "call" and frame.f_back is not None:
+                name = _library_name(frame.f_code)
+                if name and _library_name(frame.f_back.f_code) is None:
+                    entered.append(name)
+        previous = sys.getprofile()
+        sys.setprofile(profiler)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------------------
+# Grading
+# --------------------------------------------------------------------------------------------------
+def grade_one(name: str, exercise, path: Path, rng_seed: int) -> dict:
+    from .check import run_cases
+    from .reference import load
+    from .reference.engine import load_function
+
+    public = [c for c in load(exercise.kind)["cases"] if not exercise.case_filter or exercise.case_filter(c)]
+    rng = np.random.default_rng([rng_seed, sorted(_exercise_names()).index(name)])
+    hidden = hidden_cases(exercise.kind, rng, HIDDEN_PER_EXERCISE, small_eps=exercise.case_filter is None)
+    cases = public + hidden
+    names = [c["name"] for c in cases]
+
+    def zero(note):
+        return {"passed": 0, "total": len(cases), "score": 0.0, "failed": names, "note": note}
+
+    if not path.is_file():
+        return zero(f"missing file {path.name}")
+    try:
+        fn = load_function(f"{path}:{exercise.function}")
+    except (ValueError, FileNotFoundError) as err:
+        return zero(str(err))
+    entered = []
+    results = run_cases(exercise.kind, watched(fn, entered), cases=cases)
+    refused = sorted({e for e in entered if e not in exercise.allowed})
+    if refused:
+        allowed = ", ".join(exercise.allowed) or "nothing from optical_ref"
+        return zero(f"calls the library's own {', '.join(refused)} (this exercise may use {allowed}): scored 0")
+    passed = sum(r.passed for r in results)
+    failed = [r.name for r in results if not r.passed]
+    notes = sorted({r.hint or r.crash for r in results if not r.passed and (r.hint or r.crash)})
+    return {"passed": passed, "total": len(results), "score": round(passed / len(results), 4), "failed": failed,
+            "note": "; ".join(notes)[:500]}
+
+
+def _exercise_names():
+    from .check import EXERCISES
+    return list(EXERCISES)
+
+
+def grade(submissions, seed: int | None = None, progress=print) -> dict:
+    from .check import EXERCISES
+
+    root = Path(submissions)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--grade {root}: no such folder; give a folder with one sub-folder per student")
+    students = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not students:
+        raise ValueError(f"--grade {root}: no student folders in it (expected {root}/<student>/exNN_*.py)")
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+    progress(f"[grade] {len(students)} students x {len(EXERCISES)} exercises; hidden cases from seed {seed} "
+             f"(rerun with --seed {seed} to reproduce)")
+    table = {}
+    for student in students:
+        table[student.name] = {name: grade_one(name, ex, student / ex.skeleton, seed) for name, ex in EXERCISES.items()}
+        scores = [r["score"] for r in table[student.name].values()]
+        progress(f"  {student.name:<20} " + " ".join(f"{s:.2f}" for s in scores) + f"  total {sum(scores):.2f}")
+    return {"seed": seed, "students": table}
+
+
+def write_csv(graded: dict, path) -> None:
+    from .check import EXERCISES
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student", *EXERCISES, "total", "max"])
+        for student, row in graded["students"].items():
+            scores = [row[name]["score"] for name in EXERCISES]
+            writer.writerow([student, *scores, round(sum(scores), 4), len(EXERCISES)])
+
+
+def main_grade(args) -> int:
+    graded = grade(args.grade, args.seed)
+    csv_path = Path(args.csv) if args.csv else Path(args.grade) / "grades.csv"
+    write_csv(graded, csv_path)
+    print(f"[grade] scores: {csv_path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(graded["students"], indent=2), encoding="utf-8")
+        print(f"[grade] details: {args.json} (seed {graded['seed']})")
+    return 0

@@ -1,0 +1,227 @@
+"""Grading a class, specified: hidden cases drawn at grading time, a score table, look-up and library-call
+cheats scoring 0, the hints for the common mistakes of each exercise, at least three public cases each."""
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from optical_ref.check import EXERCISES, check_exercise
+from optical_ref.grade import grade, write_csv
+from optical_ref.reference import load
+
+# A student who solved every exercise with their own code (numpy / torch only; ot-loss may call a solver).
+CORRECT = {
+    "ex01_kernel_sinkhorn.py": """
+        import numpy as np
+        def kernel_sinkhorn(a, b, C, eps):
+            K = np.exp(-C / eps)
+            v = np.ones(len(b))
+            for _ in range(100_000):
+                u = a / (K @ v)
+                v = b / (K.T @ u)
+                if np.abs(u * (K @ v) - a).sum() < 1e-13:
+                    break
+            return u[:, None] * K * v[None, :]
+    """,
+    "ex02_log_sinkhorn.py": """
+        import numpy as np
+        from scipy.special import logsumexp
+        def log_sinkhorn(a, b, C, eps):
+            f, g = np.zeros(len(a)), np.zeros(len(b))
+            for _ in range(100_000):
+                f = eps * (np.log(a) - logsumexp((g[None, :] - C) / eps, axis=1))
+                g = eps * (np.log(b) - logsumexp((f[:, None] - C) / eps, axis=0))
+                P = np.exp((f[:, None] + g[None, :] - C) / eps)
+                if np.abs(P.sum(1) - a).sum() < 1e-13:
+                    break
+            return P
+    """,
+    "ex03_frobenius.py": """
+        import numpy as np
+        def frobenius(P, C):
+            return float((np.asarray(P) * np.asarray(C)).sum())
+    """,
+    "ex04_kd_mse.py": """
+        def kd_mse(student, teacher):
+            return ((student - teacher) ** 2).mean()
+    """,
+    "ex05_kd_kl.py": """
+        import torch.nn.functional as F
+        def kd_kl(student_logits, teacher_logits, T):
+            return T * T * F.kl_div(F.log_softmax(student_logits / T, -1), F.log_softmax(teacher_logits / T, -1),
+                                    log_target=True, reduction="batchmean")
+    """,
+    "ex06_ot_loss.py": """
+        import torch
+        from optical_ref.ot_torch import sinkhorn
+        def ot_loss(X, Y, mask_x, mask_y, eps):
+            X = torch.where(mask_x[..., None], X, torch.zeros_like(X))
+            Xn, Yn = torch.nn.functional.normalize(X, dim=-1), torch.nn.functional.normalize(Y, dim=-1)
+            C = 1 - Xn @ Yn.transpose(1, 2)
+            return sinkhorn(None, None, C, eps, mask_a=mask_x, mask_b=mask_y, tol=1e-12, max_iter=100_000).cost
+    """,
+    "ex07_batched_sinkhorn.py": """
+        import torch
+        def batched_sinkhorn(C, mask_a, mask_b, eps):
+            real = mask_a[:, :, None] & mask_b[:, None, :]
+            C = torch.where(real, C, torch.zeros_like(C))
+            log_a = torch.log(mask_a / mask_a.sum(1, keepdim=True))
+            log_b = torch.log(mask_b / mask_b.sum(1, keepdim=True))
+            g = torch.zeros_like(log_b)
+            for _ in range(100_000):
+                f = log_a - torch.logsumexp(g[:, None, :] - C / eps, dim=2)
+                g = log_b - torch.logsumexp(f[:, :, None] - C / eps, dim=1)
+                P = torch.exp(f[:, :, None] + g[:, None, :] - C / eps)
+                if ((P.sum(2) - log_a.exp()).abs().sum() < 1e-13):
+                    break
+            return P
+    """,
+}
+
+
+def write_student(folder, files):
+    folder.mkdir(parents=True)
+    for name, code in files.items():
+        (folder / name).write_text(textwrap.dedent(code), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    write_student(root / "ada", CORRECT)
+    write_student(root / "ben", {**CORRECT, "ex03_frobenius.py": """
+        import importlib
+        def frobenius(P, C):
+            return importlib.import_module("optical" + "_ref.ot").frobenius(P, C)
+    """, "ex04_kd_mse.py": """
+        from optical_ref import reference
+        def kd_mse(student, teacher):
+            for case in reference.load("kd_mse")["cases"]:
+                if case["inputs"]["student"] == student.tolist():
+                    return case["expected"]["value"]
+    """, "ex05_kd_kl.py": """
+        from optical_ref.losses import kd_kl as library_version
+        def kd_kl(student_logits, teacher_logits, T):
+            return library_version(student_logits, teacher_logits, T)
+    """})
+    write_student(root / "cleo", {"ex03_frobenius.py": CORRECT["ex03_frobenius.py"]})
+    return root, grade(root, seed=11, progress=lambda *_: None)
+
+
+def test_a_correct_class_member_scores_full_marks_on_public_and_hidden_cases(graded):
+    _, result = graded
+    for name, row in result["students"]["ada"].items():
+        assert row["score"] == 1.0 and row["total"] > len(load(EXERCISES[name].kind)["cases"]) // 2, (name, row)
+        assert any(case.startswith("hidden-") for case in [*row["failed"]] + ["hidden-"]), name
+
+
+def test_library_calls_score_zero_whatever_the_route_with_the_reason(graded):
+    _, result = graded
+    ben = result["students"]["ben"]
+    assert ben["frobenius"]["score"] == 0 and "optical_ref.ot.frobenius" in ben["frobenius"]["note"]
+    assert ben["kd-mse"]["score"] == 0 and "optical_ref.reference.load" in ben["kd-mse"]["note"]
+    assert ben["kd-kl"]["score"] == 0 and "optical_ref.losses.kd_kl" in ben["kd-kl"]["note"]
+    assert ben["ot-loss"]["score"] == 1.0          # ot-loss may call the solver: its point is the cost and masks
+
+
+def test_a_missing_file_scores_zero_for_that_exercise_only(graded):
+    _, result = graded
+    cleo = result["students"]["cleo"]
+    assert cleo["frobenius"]["score"] == 1.0
+    assert cleo["kd-kl"]["score"] == 0 and "missing file" in cleo["kd-kl"]["note"]
+
+
+def test_the_score_table_has_one_row_per_student_and_the_documented_json(graded, tmp_path):
+    root, result = graded
+    write_csv(result, tmp_path / "grades.csv")
+    rows = (tmp_path / "grades.csv").read_text().splitlines()
+    assert rows[0].startswith("student,kernel-sinkhorn,") and len(rows) == 4
+    entry = result["students"]["ada"]["kd-kl"]
+    assert set(entry) >= {"passed", "total", "score", "failed"} and 0 <= entry["score"] <= 1
+    json.dumps(result)
+
+
+def test_hidden_cases_are_reproducible_from_the_printed_seed_and_change_with_it(tmp_path):
+    from optical_ref.grade import hidden_cases
+    first = hidden_cases("sinkhorn", np.random.default_rng(5), 4)
+    again = hidden_cases("sinkhorn", np.random.default_rng(5), 4)
+    other = hidden_cases("sinkhorn", np.random.default_rng(6), 4)
+    assert [c["inputs"]["C"] for c in first] == [c["inputs"]["C"] for c in again]
+    assert [c["inputs"]["C"] for c in first] != [c["inputs"]["C"] for c in other]
+
+
+def test_the_command_line_grades_a_folder_in_one_command(graded, tmp_path, capsys):
+    from optical_ref.__main__ import main
+    root, _ = graded
+    assert main(["check", "--grade", str(root), "--seed", "3", "--json", str(tmp_path / "g.json"),
+                 "--csv", str(tmp_path / "g.csv")]) == 0
+    assert "seed 3" in capsys.readouterr().out and json.loads((tmp_path / "g.json").read_text())["ada"]
+
+
+@pytest.mark.parametrize("kind", ["sinkhorn", "frobenius", "kd_mse", "kd_kl", "ot_loss", "batched_sinkhorn"])
+def test_every_exercise_has_at_least_three_public_cases(kind):
+    assert len(load(kind)["cases"]) >= 3
+
+
+# ---- hints for the common mistakes ----------------------------------------------------------------
+def hints(results):
+    return " ".join(r.hint or r.crash or "" for r in results)
+
+
+def test_kd_kl_mistakes_are_named():
+    import torch.nn.functional as F
+
+    def probabilities(zs, zt, T):
+        return T * T * F.kl_div((zs / T).softmax(-1), (zt / T).softmax(-1), reduction="batchmean")
+
+    def mean_reduction(zs, zt, T):
+        return T * T * F.kl_div((zs / T).log_softmax(-1), (zt / T).log_softmax(-1), log_target=True, reduction="mean")
+
+    def times_t(zs, zt, T):
+        return T * F.kl_div((zs / T).log_softmax(-1), (zt / T).log_softmax(-1), log_target=True, reduction="batchmean")
+
+    assert "log-probabilities" in hints(check_exercise("kd-kl", probabilities))
+    assert "reduction='mean'" in hints(check_exercise("kd-kl", mean_reduction))
+    assert "instead of T^2" in hints(check_exercise("kd-kl", times_t))
+
+
+def test_batched_sinkhorn_mistakes_are_named():
+    from optical_ref.ot_torch import sinkhorn
+
+    def solve_then_zero(C, mask_a, mask_b, eps):
+        real = mask_a[:, :, None] & mask_b[:, None, :]
+        C = torch.where(real, C, torch.zeros_like(C))
+        return sinkhorn(None, None, C, eps, tol=1e-12, max_iter=100_000).plan * real
+
+    def twenty_iterations(C, mask_a, mask_b, eps):
+        return sinkhorn(None, None, C, eps, mask_a=mask_a, mask_b=mask_b, n_iter=20).plan
+
+    assert "zeroed" in hints(check_exercise("batched-sinkhorn", solve_then_zero))
+    assert "20 iterations" in hints(check_exercise("batched-sinkhorn", twenty_iterations))
+
+
+def test_nan_in_padding_and_an_unnormalised_cosine_are_named():
+    from optical_ref.grade import hidden_cases
+    from optical_ref.ot_torch import sinkhorn
+    from optical_ref.check import run_cases
+
+    def never_cleans(C, mask_a, mask_b, eps):
+        log_a = torch.log(mask_a / mask_a.sum(1, keepdim=True))
+        log_b = torch.log(mask_b / mask_b.sum(1, keepdim=True))
+        g = torch.zeros_like(log_b)
+        for _ in range(200):
+            f = log_a - torch.logsumexp(g[:, None, :] - C / eps, dim=2)
+            g = log_b - torch.logsumexp(f[:, :, None] - C / eps, dim=1)
+        return torch.exp(f[:, :, None] + g[:, None, :] - C / eps)
+
+    hidden = hidden_cases("batched_sinkhorn", np.random.default_rng(0), 2)
+    assert "padded entries of C hold NaN" in hints(run_cases("batched_sinkhorn", never_cleans, cases=hidden))
+
+    def unnormalised(X, Y, mask_x, mask_y, eps):
+        X = torch.where(mask_x[..., None], X, torch.zeros_like(X))
+        return sinkhorn(None, None, 1 - X @ Y.transpose(1, 2), eps, mask_a=mask_x, mask_b=mask_y,
+                        tol=1e-12, max_iter=100_000).cost
+
+    assert "unnormalised cosine" in hints(check_exercise("ot-loss", unnormalised))
