@@ -30,8 +30,8 @@ def kd_kl(student_logits, teacher_logits, T):
 
 
 def ot_loss(X, Y, mask_x, mask_y, eps):
-    return ot_torch.ot_loss(X, Y, mask_x, mask_y, eps=eps, tol=1e-12, max_iter=1_000_000)
+    return ot_torch.ot_loss(X, Y, mask_x, mask_y, eps=eps, tol=1e-12, max_iter=50_000)
 
 
 def batched_sinkhorn(C, mask_a, mask_b, eps):
-    return ot_torch.sinkhorn(None, None, C, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=1_000_000).plan
+    return ot_torch.sinkhorn(None, None, C, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=20_000).plan

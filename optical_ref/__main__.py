@@ -18,7 +18,7 @@ COMMANDS = {
     "fetch": ("optical_ref.data.fetch", "download a dataset once into the user cache: mtop-reduced | mtod | mtop-official | all"),
     "encoder": ("optical_ref.pretrained", "encoder prepare e5-small: build the pretrained checkpoint folder once"),
     "bench": ("optical_ref.bench", "benchmarks: sinkhorn | distill"),
-    "check": ("optical_ref.check", "grade an exercise: check EXERCISE --impl FILE.py:FUNCTION (--list)"),
+    "check": ("optical_ref.grade", "check an exercise (check EXERCISE --impl FILE.py:FUNCTION, --list) or grade a class (--grade DIR)"),
     "reference": ("optical_ref.reference.cli", "reference outputs: regenerate | verify --impl FILE.py:FUNCTION"),
 }
 

@@ -1,4 +1,6 @@
-"""Grading a class: ``python -m optical_ref check --grade SUBMISSIONS_DIR [--json OUT] [--csv OUT] [--seed N]``.
+"""The ``check`` command: one exercise (``check EXERCISE --impl FILE.py:FUNCTION``, ``--list``) or a whole class
+(``check --grade SUBMISSIONS_DIR [--json OUT] [--csv OUT] [--seed N]``). It sits on top of the exercise
+catalogue (:mod:`optical_ref.check`), which knows nothing of it.
 
 ``SUBMISSIONS_DIR/<student>/`` holds that student's copies of ``tutorials/exercises/exNN_*.py`` (same file and
 function names). Every exercise of every student is run on
@@ -11,7 +13,8 @@ function names). Every exercise of every student is run on
 
 A submission that calls the library's own implementation (``optical_ref.ot.sinkhorn`` for a Sinkhorn exercise,
 ``optical_ref.losses.kd_kl`` for kd-kl, ...), directly, under another name or through ``importlib``, scores 0
-for that exercise, with the reason: a profiler watches which ``optical_ref`` functions the submission enters
+for that exercise, with the reason: every ``optical_ref`` function is wrapped to record calls from outside the
+library
 while it runs, so no way of reaching them escapes. Each exercise names what it may call (``allowed``;
 ``ot-loss`` may call a Sinkhorn solver, since its point is the cost and the masks). A missing file scores 0.
 
@@ -42,13 +45,29 @@ def _case(name, inputs, expected, tolerance):
 
 
 def hidden_cases(kind: str, rng: np.random.Generator, n: int, small_eps: bool = True) -> list:
-    """``n`` fresh cases of ``kind``; the expected values come from the library."""
+    """``n`` fresh cases of ``kind``; the expected values come from the library. A draw whose reference solve
+    does not converge within its budget (Sinkhorn contracts slowly when the cost spread is large against eps)
+    is replaced by another draw, so every expected value is exact to far below the tolerance."""
+    import warnings
+
+    cases = []
+    while len(cases) < n:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category=UserWarning)   # SinkhornConvergenceWarning: draw again
+            try:
+                cases.append(_hidden_case(kind, rng, len(cases), n, small_eps))
+            except UserWarning:
+                continue
+    return cases
+
+
+def _hidden_case(kind, rng, k, n, small_eps):
     import torch
 
     from . import losses, ot, ot_torch
 
     cases = []
-    for k in range(n):
+    for _ in range(1):
         seed = int(rng.integers(2**31))
         g = torch.Generator().manual_seed(seed)
         r = np.random.default_rng(seed)
@@ -64,7 +83,7 @@ def hidden_cases(kind: str, rng: np.random.Generator, n: int, small_eps: bool = 
                 C = 10 * (0.5 + 0.5 * r.random((4, 4)))
                 C[np.arange(4), r.permutation(4)] = 2 * r.random(4)
             eps = (1e-3 if tiny else float(r.choice([0.5, 0.1, 0.05]))) * C.max()
-            res = ot.sinkhorn(a, b, C, eps, tol=1e-12, max_iter=1_000_000)
+            res = ot.sinkhorn(a, b, C, eps, tol=1e-12, max_iter=200_000)
             cases.append(_case(f"{k}-{n_rows}x{n_cols}-eps{eps:.2g}", {"a": a, "b": b, "C": C, "eps": eps},
                                {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7}))
         elif kind == "frobenius":
@@ -89,56 +108,82 @@ def hidden_cases(kind: str, rng: np.random.Generator, n: int, small_eps: bool = 
             for i in range(B):
                 mask_a[i, :int(r.integers(1, n_max + 1))] = True
                 mask_b[i, :int(r.integers(1, m_max + 1))] = True
-            eps = float(r.choice([0.05, 0.1, 0.2]))
+            eps = float(r.choice([0.1, 0.2, 0.3]))
             if kind == "ot_loss":
                 d = int(r.integers(2, 7))
                 X = torch.randn(B, n_max, d, generator=g, dtype=torch.float64)
                 Y = torch.randn(B, m_max, d, generator=g, dtype=torch.float64)
                 X_in = torch.where(mask_a[..., None], X, torch.full_like(X, float("nan")))   # NaN in padding
-                out = ot_torch.ot_loss(X_in, Y, mask_a, mask_b, eps=eps, tol=1e-12, max_iter=1_000_000)
+                out = ot_torch.ot_loss(X_in, Y, mask_a, mask_b, eps=eps, tol=1e-12, max_iter=50_000)
                 cases.append(_case(f"{k}-B{B}-eps{eps}-nan-in-padding",
                                    {"X": X_in, "Y": Y, "mask_x": mask_a, "mask_y": mask_b, "eps": eps},
                                    {"losses": out}, {"losses": 1e-7}))
             else:
                 C = torch.rand(B, n_max, m_max, generator=g, dtype=torch.float64)
                 C_in = torch.where(mask_a[:, :, None] & mask_b[:, None, :], C, torch.full_like(C, float("nan")))
-                res = ot_torch.sinkhorn(None, None, C_in, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=1_000_000)
+                res = ot_torch.sinkhorn(None, None, C_in, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=50_000)
                 cases.append(_case(f"{k}-B{B}-eps{eps}-nan-in-padding", {"C": C_in, "mask_a": mask_a, "mask_b": mask_b,
                                                                          "eps": eps},
                                    {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7}))
         else:
             raise ValueError(f"no hidden cases for kind {kind!r}")
-    return cases
+    return cases[0]
 
 
 # --------------------------------------------------------------------------------------------------
-# Watching which library functions a submission enters
+# Watching which library functions a submission calls
 # --------------------------------------------------------------------------------------------------
-def _library_name(code) -> str | None:
-    path = Path(code.co_filename)
-    try:
-        relative = path.resolve().relative_to(LIBRARY)
-    except (ValueError, OSError):
-        return None
-    module = ".".join(("optical_ref",) + relative.with_suffix("").parts).removesuffix(".__init__")
-    return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+class LibraryWatch:
+    """While active, every function of the loaded ``optical_ref`` modules is replaced, in every module that
+    exposes it, by a wrapper that records its name when it is called from outside the library. Load the
+    submission inside the watch: ``from optical_ref.ot import sinkhorn as s``, ``importlib.import_module(...)``
+    and attribute access all reach the wrappers. Calls between library functions are not recorded (the caller's
+    frame is in the library), and nothing costs anything per numpy or torch operation."""
 
+    def __init__(self):
+        self.entered, self._saved = [], []
 
-def watched(fn, entered: list):
-    """``fn`` wrapped so that every optical_ref function it calls directly (from its own code) is recorded."""
-    def wrapper(*args, **kwargs):
-        def profiler(frame, event, arg):
-            if event == "call" and frame.f_back is not None:
-                name = _library_name(frame.f_code)
-                if name and _library_name(frame.f_back.f_code) is None:
-                    entered.append(name)
-        previous = sys.getprofile()
-        sys.setprofile(profiler)
-        try:
+    def __enter__(self):
+        import inspect
+        wrappers = {}
+        for name, module in list(sys.modules.items()):
+            if not (name == "optical_ref" or name.startswith("optical_ref.")) or module is None or name == __name__:
+                continue   # the grader itself is not watched (its helpers run inside every wrapper)
+            for attr, value in list(vars(module).items()):
+                if inspect.isfunction(value) and getattr(value, "__module__", "").startswith("optical_ref"):
+                    wrapper = wrappers.get(id(value)) or self._wrap(value)
+                    wrappers[id(value)] = wrapper
+                    self._saved.append((module, attr, value))
+                    setattr(module, attr, wrapper)
+        return self
+
+    def _wrap(self, fn):
+        import functools
+        qualified = f"{fn.__module__}.{fn.__qualname__}"
+
+        outside = _outside_library    # bound now: the wrapper must not go through a wrapped name
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            caller = sys._getframe(1).f_code
+            if outside(caller.co_filename):
+                self.entered.append(qualified)
             return fn(*args, **kwargs)
-        finally:
-            sys.setprofile(previous)
-    return wrapper
+        return wrapper
+
+    def __exit__(self, *exc):
+        for module, attr, value in reversed(self._saved):
+            setattr(module, attr, value)
+        self._saved.clear()
+        return False
+
+
+def _outside_library(filename: str) -> bool:
+    try:
+        Path(filename).resolve().relative_to(LIBRARY)
+        return False
+    except (ValueError, OSError):
+        return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,13 +205,13 @@ def grade_one(name: str, exercise, path: Path, rng_seed: int) -> dict:
 
     if not path.is_file():
         return zero(f"missing file {path.name}")
-    try:
-        fn = load_function(f"{path}:{exercise.function}")
-    except (ValueError, FileNotFoundError) as err:
-        return zero(str(err))
-    entered = []
-    results = run_cases(exercise.kind, watched(fn, entered), cases=cases)
-    refused = sorted({e for e in entered if e not in exercise.allowed})
+    with LibraryWatch() as watch:
+        try:
+            fn = load_function(f"{path}:{exercise.function}")
+        except (ValueError, FileNotFoundError) as err:
+            return zero(str(err))
+        results = run_cases(exercise.kind, fn, cases=cases)
+    refused = sorted({e for e in watch.entered if e not in exercise.allowed})
     if refused:
         allowed = ", ".join(exercise.allowed) or "nothing from optical_ref"
         return zero(f"calls the library's own {', '.join(refused)} (this exercise may use {allowed}): scored 0")
@@ -221,3 +266,43 @@ def main_grade(args) -> int:
         Path(args.json).write_text(json.dumps(graded["students"], indent=2), encoding="utf-8")
         print(f"[grade] details: {args.json} (seed {graded['seed']})")
     return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    parser.add_argument("exercise", nargs="?", help="exercise name (see --list)")
+    parser.add_argument("--impl", help="the function to check: FILE.py:FUNCTION or module:FUNCTION")
+    parser.add_argument("--list", action="store_true", help="list the exercises")
+    parser.add_argument("--grade", metavar="SUBMISSIONS_DIR",
+                        help="grade a class: one sub-folder per student with their exNN_*.py files")
+    parser.add_argument("--json", metavar="OUT", help="--grade: also write the details as JSON")
+    parser.add_argument("--csv", metavar="OUT", help="--grade: the score table (default SUBMISSIONS_DIR/grades.csv)")
+    parser.add_argument("--seed", type=int, default=None, help="--grade: the hidden cases' seed (default: a fresh one, printed)")
+
+
+def main(args) -> int:
+    from .check import EXERCISES, check_exercise, load_function, report
+
+    if args.grade:
+        try:
+            return main_grade(args)
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"error: {err}") from None
+    if args.list or not args.exercise:
+        print("exercises (skeletons in tutorials/exercises/):")
+        for name, ex in EXERCISES.items():
+            allowed = ", ".join(ex.allowed) or "nothing from optical_ref"
+            print(f"  {name:<17} {ex.task}\n  {'':<17} skeleton: {ex.skeleton} ({ex.function}); read first: "
+                  f"{ex.tutorial}; may call: {allowed}")
+        return 0
+    if not args.impl:
+        raise SystemExit("error: --impl FILE.py:FUNCTION is required (e.g. tutorials/exercises/"
+                         f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).skeleton}:solve)")
+    try:
+        fn = load_function(args.impl)
+        results = check_exercise(args.exercise, fn)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+    return report(f"checking {args.impl} on exercise {args.exercise}", results)

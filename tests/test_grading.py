@@ -70,13 +70,15 @@ CORRECT = {
             log_a = torch.log(mask_a / mask_a.sum(1, keepdim=True))
             log_b = torch.log(mask_b / mask_b.sum(1, keepdim=True))
             g = torch.zeros_like(log_b)
-            for _ in range(100_000):
-                f = log_a - torch.logsumexp(g[:, None, :] - C / eps, dim=2)
-                g = log_b - torch.logsumexp(f[:, :, None] - C / eps, dim=1)
-                P = torch.exp(f[:, :, None] + g[:, None, :] - C / eps)
-                if ((P.sum(2) - log_a.exp()).abs().sum() < 1e-13):
-                    break
-            return P
+            C_over_eps = C / eps
+            for it in range(20_000):
+                f = log_a - torch.logsumexp(g[:, None, :] - C_over_eps, dim=2)
+                g = log_b - torch.logsumexp(f[:, :, None] - C_over_eps, dim=1)
+                if it % 25 == 0:   # the exercise asks for 1e-10 or better; checking costs a pass
+                    P = torch.exp(f[:, :, None] + g[:, None, :] - C_over_eps)
+                    if (P.sum(2) - log_a.exp()).abs().sum() < 1e-10:
+                        break
+            return torch.exp(f[:, :, None] + g[:, None, :] - C_over_eps)
     """,
 }
 
@@ -152,12 +154,14 @@ def test_hidden_cases_are_reproducible_from_the_printed_seed_and_change_with_it(
     assert [c["inputs"]["C"] for c in first] != [c["inputs"]["C"] for c in other]
 
 
-def test_the_command_line_grades_a_folder_in_one_command(graded, tmp_path, capsys):
+def test_the_command_line_grades_a_folder_in_one_command(tmp_path, capsys):
     from optical_ref.__main__ import main
-    root, _ = graded
-    assert main(["check", "--grade", str(root), "--seed", "3", "--json", str(tmp_path / "g.json"),
+    write_student(tmp_path / "class" / "dev", {"ex03_frobenius.py": CORRECT["ex03_frobenius.py"]})
+    assert main(["check", "--grade", str(tmp_path / "class"), "--seed", "3", "--json", str(tmp_path / "g.json"),
                  "--csv", str(tmp_path / "g.csv")]) == 0
-    assert "seed 3" in capsys.readouterr().out and json.loads((tmp_path / "g.json").read_text())["ada"]
+    assert "seed 3" in capsys.readouterr().out
+    assert json.loads((tmp_path / "g.json").read_text())["dev"]["frobenius"]["score"] == 1.0
+    assert (tmp_path / "g.csv").read_text().splitlines()[1].startswith("dev,0.0,0.0,1.0")
 
 
 @pytest.mark.parametrize("kind", ["sinkhorn", "frobenius", "kd_mse", "kd_kl", "ot_loss", "batched_sinkhorn"])

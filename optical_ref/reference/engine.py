@@ -140,7 +140,9 @@ def _compare_batched(fields, case):
     plan = to_array(fields["plan"])
     errors = {"plan": max_abs_error(plan, e["plan"])}
     if plan.shape == np.shape(e["plan"]):
-        errors["cost"] = max_abs_error((plan * np.asarray(x["C"])).sum(axis=(1, 2)), e["cost"])
+        real = np.asarray(x["mask_a"])[:, :, None] & np.asarray(x["mask_b"])[:, None, :]
+        C = np.where(real, np.asarray(x["C"], dtype=float), 0.0)   # padded costs may hold anything, NaN too
+        errors["cost"] = max_abs_error((plan * C).sum(axis=(1, 2)), e["cost"])
         if "envelope_grad_C" in e:
             errors["envelope_grad_C"] = max_abs_error(plan, e["envelope_grad_C"])   # d cost / d C = P (Danskin)
     return errors
