@@ -291,9 +291,10 @@ def plot_budgets(records, gold, path: Path) -> None:
 def plot_differences(records, all_diffs, path: Path) -> None:
     """OT (and OT+KD) minus the best KD method, per language @ budget, with 95% paired intervals."""
     plt = _pyplot()
-    metrics = [k for k in ("mrr10", "intent_acc") if all_diffs.get(k)]
+    metrics = [k for k in ("mrr10", "intent_acc")
+               if any(r == "best-kd" and m in OT_METHODS for (m, _, r) in all_diffs.get(k, {}))]
     if not metrics:
-        return
+        return   # no KD method to compare OT with
     columns = columns_of(records)
     fig, axes = plt.subplots(1, len(metrics), figsize=(max(5, 1.1 * len(columns) + 2) * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -312,7 +313,8 @@ def plot_differences(records, all_diffs, path: Path) -> None:
         ax.set_ylabel(f"difference in {metric} (points)")
         ax.set_title(f"{metric}: OT minus the best KD method (95% paired CI)", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
