@@ -6,7 +6,7 @@ language @ bitext pairs, cells are mean ± std over seeds; zero-shot is the floo
 bound that uses labels the other methods never see.
 Read first: 07_ot_distillation_loop.py and README.md (Results). Needs the data. Next: 09_budgets.py.
 """
-# %% Run the quick preset (about 30 s on 2 CPU cores)
+# %% Run the quick preset (under a minute on 2 idle CPU cores)
 from optical_ref.compare import make_config, run_comparison
 from optical_ref.tutorial import setup
 

@@ -2,7 +2,8 @@
 
 One format per file: ``mtop.py`` (parallel JSON and the official TSV release), ``mtod.py`` (CoNLL-U and
 the train.tsv bitext), ``splits.py`` (reduced MTOP and budgets), ``paths.py`` (where the data is),
-``summary.py`` (``python -m optical_ref data-summary``), ``fetch.py`` (``python -m optical_ref fetch-mtop``).
+``summary.py`` (``python -m optical_ref data-summary``), ``fetch.py`` (``python -m optical_ref fetch DATASET``: pinned,
+checksummed downloads into the user cache), ``settings.py`` (which sentences train, distil and test).
 """
 from .mtod import load_conllu, load_mtod, load_mtod_bitext
 from .mtop import intent_of_parse, load_mtop, load_mtop_json, load_mtop_tsv

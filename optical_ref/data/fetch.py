@@ -347,7 +347,7 @@ def main(args) -> int:
     return 0
 
 
-# the old command name: ``python -m optical_ref fetch-mtop --data-dir D`` = ``fetch mtop-official``
+# the previous round's API (the ``fetch-mtop`` command is gone; ``fetch mtop-official`` replaces it)
 def fetch_mtop(data_dir, url: str = OFFICIAL_MTOP_URL, sha256: str | None = None, progress=print) -> Path:
     fetch("mtop-official", data_dir, url=url, sha256=sha256, force=True, progress=progress)
     return Path(data_dir) / "mtop"
