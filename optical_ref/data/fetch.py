@@ -217,8 +217,8 @@ def validate(dataset: Dataset, folder: Path) -> str:
                     raise FetchError(f"{name} is missing")
                 if sha256_of(folder / name) != remote.sha256:
                     raise FetchError(f"{name} does not have the pinned sha256 {remote.sha256}")
-                counts[name] = len(load_mtop_json(folder / name))
-            return ", ".join(f"{k}: {v} items" for k, v in counts.items())
+                counts[name] = len({u.id for u in load_mtop_json(folder / name)})
+            return ", ".join(f"{k}: {v} items x 6 languages" for k, v in counts.items())
         if dataset.name == "mtod":
             for name, digest in MTOD_FILES.items():
                 if not (folder / name).is_file():
@@ -329,7 +329,8 @@ def ensure_available(dataset: str, data_dir=None, *, offline=None, progress=prin
             raise FileNotFoundError(f"{err}\n(offline: --offline or {OFFLINE_VAR}=1 forbids downloading it)") from None
         missing = err
     name = FOR_COMPARE[dataset]
-    progress(f"[data] no copy of {dataset} found ({str(missing).splitlines()[0]}); fetching {name} once")
+    places = ", ".join(origin.split(" (")[0].strip(" -") for origin in str(missing).splitlines()[1:] if origin.startswith("  - "))
+    progress(f"[data] no copy of {dataset} in any place looked ({places}); fetching {name} once")
     root = fetch(name, data_dir, progress=progress)
     return find_data_dir(root, dataset)
 
