@@ -328,11 +328,13 @@ def plot_plan(plan: dict, path: Path) -> None:
     rows, cols = plan["target_tokens"], plan["english_tokens"]
     if P.shape != (len(rows), len(cols)):      # truncated inputs: fall back to indices
         rows, cols = [str(i) for i in range(P.shape[0])], [str(j) for j in range(P.shape[1])]
+    rows, cols = ([t.replace("\u2581", "_") for t in ts] for ts in (rows, cols))   # SentencePiece's word marker
     fig, ax = plt.subplots(figsize=(2.5 + 0.55 * P.shape[1], 1.5 + 0.45 * P.shape[0]))
     image = ax.imshow(P * P.shape[0], cmap="viridis", vmin=0, vmax=1)   # scaled: each row sums to 1
     ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right")
-    families = [f.name for f in font_manager.fontManager.ttflist]
-    font = next((f for f in ("Noto Sans Thai", "Noto Sans Devanagari", "Noto Sans") if f in families), None)
+    families = {f.name for f in font_manager.fontManager.ttflist}
+    script_font = {"hi": "Noto Sans Devanagari", "th": "Noto Sans Thai"}.get(plan["lang"], "Noto Sans")
+    font = script_font if script_font in families else None   # without it (Debian: fonts-noto-core), boxes
     ax.set_yticks(range(len(rows)), rows, **({"fontname": font} if font else {}))
     ax.set_xlabel("teacher tokens (English)")
     ax.set_ylabel(f"student tokens ({plan['lang']})")
