@@ -212,7 +212,7 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     """Run (or continue) the comparison described by ``cfg`` into the folder ``out``."""
     from .config import TrainConfig
     from .evaluate import Evaluator
-    from .runstore import append_record, read_records
+    from .runstore import append_record, read_records, run_key
 
     started = time.time()
     tcfg = TrainConfig(**cfg.train)
@@ -221,9 +221,10 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
     jobs = list_jobs(cfg)
     say(f"[compare] {len(jobs)} runs: {len(cfg.langs)} languages x {len(cfg.budgets)} budgets x "
         f"{len(cfg.methods)} methods x {len(cfg.seeds)} seeds x {len(cfg.split_seeds)} splits -> {out}")
-    teachers, gold = {}, {}
+    teachers, gold, settings = {}, {}, {}
     for split_seed in cfg.split_seeds:
         setting = stage_setting(cfg, split_seed)
+        settings[split_seed] = setting.description
         if split_seed == cfg.split_seeds[0]:
             save_config(cfg, out)                  # only now: every check has passed
         tokenizer = stage_tokenizer(cfg, setting, encoder_dir, out)
@@ -231,8 +232,8 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
         teachers[split_seed] = teacher.summary
         evaluator = Evaluator(teacher.encoder, teacher.head, tokenizer, setting, cfg.device)
         gold[split_seed] = {"en": evaluator.en_test_gold, **{lang: evaluator.gold(lang) for lang in cfg.langs}}
-        done = {run_key_of(j) for j in jobs} & {_key(r) for r in read_records(out, say)}
-        todo = [j for j in jobs if j["split_seed"] == split_seed and run_key_of(j) not in done]
+        done = {run_key(r) for r in read_records(out, say)}
+        todo = [j for j in jobs if j["split_seed"] == split_seed and run_key(j) not in done]
         say(f"[students] split {split_seed}: {sum(j['split_seed'] == split_seed for j in jobs)} runs, "
             f"{len(todo)} to do")
         cache, zero_shot = EnglishSideCache(teacher, tokenizer, cfg.device), {}
@@ -252,22 +253,13 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
                 + (f"  mrr10 {record['mrr10']:.3f}" if record["mrr10"] is not None else "")
                 + f"  ({stats['train_seconds']:.1f} s)")
             maybe_save_example_plan(cfg, tcfg, job, student, teacher, tokenizer, setting, out)
-    return stage_report(cfg, out, teachers, gold, started)
+    return stage_report(cfg, out, teachers, gold, settings, started)
 
 
 def list_jobs(cfg: CompareConfig) -> list:
     return [{"method": method, "lang": lang, "budget": budget, "seed": seed, "split_seed": split_seed}
             for split_seed in cfg.split_seeds for lang in cfg.langs for budget in cfg.budgets
             for method in cfg.methods for seed in cfg.seeds]
-
-
-def run_key_of(job) -> tuple:
-    return (job["method"], job["lang"], str(job["budget"]), int(job["seed"]), int(job["split_seed"]))
-
-
-def _key(record) -> tuple:
-    from .runstore import run_key
-    return run_key(record)
 
 
 # ---- stage: the output folder ----------------------------------------------------------------------
@@ -491,22 +483,23 @@ def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progre
 
 
 # ---- stage: the report -------------------------------------------------------------------------------
-def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, started: float) -> dict:
+def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, settings: dict, started: float) -> dict:
     from .provenance import environment
     from .report import write_report
-    from .runstore import read_records, write_json
+    from .runstore import read_records, run_key, write_json
 
     say("[report] tables, intervals, plots")
-    wanted = {run_key_of(j) for j in list_jobs(cfg)}
-    records = [r for r in read_records(out, say) if _key(r) in wanted]
+    wanted = {run_key(j) for j in list_jobs(cfg)}
+    records = [r for r in read_records(out, say) if run_key(r) in wanted]
     first = teachers[cfg.split_seeds[0]]
     results = {"config": config_as_saved(cfg), "environment": environment(),
-               "setting": {"source": "", **_setting_descriptions(out, cfg)},
+               "setting": {"source": settings[cfg.split_seeds[0]]["source"],
+                           "encoder": cfg.encoder or "small BERT from config (2 x 128)",
+                           "splits": {str(k): v for k, v in settings.items()}},
                "teacher": {k: v for k, v in first.items() if k != "history"},
                "teachers": {str(s): {k: v for k, v in t.items() if k != "history"} for s, t in teachers.items()},
                "teacher_history": first.get("history", []), "gold": {str(k): v for k, v in gold.items()},
                "runs": records, "wall_seconds_this_call": round(time.time() - started, 1)}
-    results["setting"]["source"] = SETTING_SOURCES.get(cfg.dataset, cfg.dataset)
     write_json(out / "results.json", results)
     write_csv(records, out / "results.csv")
     write_report(results, out)
@@ -514,13 +507,6 @@ def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, star
                                "differences.png", "plan.png") if (out / name).is_file()]
     say(f"done in {time.time() - started:.0f} s; outputs in {out.resolve()} ({', '.join(files)})")
     return results
-
-
-SETTING_SOURCES = {"mtop": "reduced MTOP (eval+test re-split by id)", "mtod": "MTOD (Schuster et al. 2019)"}
-
-
-def _setting_descriptions(out, cfg) -> dict:
-    return {"split_seeds": cfg.split_seeds, "encoder": cfg.encoder or "small BERT from config (2 x 128)"}
 
 
 CSV_FIELDS = ["dataset", "method", "lang", "budget", "n_pairs", "seed", "split_seed", "intent_acc", "macro_f1",
@@ -560,7 +546,7 @@ def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Pa
     computed exactly as the training loss computes it: the same cost, eps rule and fixed iterations."""
     import torch
 
-    from .ot_torch import cost_matrix, relative_cost_scale, sinkhorn
+    from .ot_torch import cost_matrix, effective_eps, sinkhorn
     from .runstore import write_json
 
     if setting.en_of_test[lang] is None:
@@ -573,8 +559,7 @@ def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Pa
         s, t = student(s_batch), teacher(t_batch)
         xs, ys = s.tokens[0][s.token_mask[0]], t.tokens[0][t.token_mask[0]]
         C = cost_matrix(xs[None], ys[None], tcfg.ot_cost)[0].double()
-        eps = tcfg.ot_eps * (relative_cost_scale(C[None], None, None, tcfg.ot_eps_mode)
-                             if tcfg.ot_eps_mode != "absolute" else 1.0)
+        eps = effective_eps(C[None], None, None, tcfg.ot_eps, tcfg.ot_eps_mode)
         plan = sinkhorn(None, None, C, eps, n_iter=tcfg.ot_n_iter).plan
     write_json(path, {
         "lang": lang, "target": target, "english": english,
@@ -587,9 +572,8 @@ def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Pa
 # --------------------------------------------------------------------------------------------------
 # The command line
 # --------------------------------------------------------------------------------------------------
-FLAG_FIELDS = {"preset": "preset", "dataset": "dataset", "langs": "langs", "methods": "methods", "budgets": "budgets",
-               "seeds": "seeds", "split_seeds": "split_seeds", "data_dir": "data_dir", "encoder": "encoder",
-               "device": "device"}
+FLAG_FIELDS = ("preset", "dataset", "langs", "methods", "budgets", "seeds", "split_seeds", "data_dir", "encoder",
+               "device")   # command-line flags that are also CompareConfig fields, under the same names
 
 
 def config_from_args(args) -> CompareConfig:

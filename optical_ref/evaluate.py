@@ -71,8 +71,11 @@ def mrr_at(ranks, k: int = 10) -> float:
 
 def retrieval_metrics(queries: torch.Tensor, pool: torch.Tensor, k: int = 10) -> dict:
     """Query i's relevant item is pool[i]; returns MRR@k and Recall@1."""
-    ranks = retrieval_ranks(queries, pool)
-    return {"mrr10": mrr_at(ranks, k), "recall1": float(np.mean(ranks == 1))}
+    return metrics_of_ranks(retrieval_ranks(queries, pool), k)
+
+
+def metrics_of_ranks(ranks, k: int = 10) -> dict:
+    return {"mrr10": mrr_at(ranks, k), "recall1": float(np.mean(np.asarray(ranks) == 1))}
 
 
 def knn_accuracy(queries: torch.Tensor, pool: torch.Tensor, pool_labels, gold, k: int = 5) -> float:
@@ -133,6 +136,6 @@ class Evaluator:
         items = {"pred": pred.tolist(), "knn_pred": knn.tolist(), "en_pred": en_pred.tolist()}
         if self.retrieval_pool[lang] is not None:
             ranks = retrieval_ranks(queries, self.retrieval_pool[lang])
-            result.update({"mrr10": mrr_at(ranks, 10), "recall1": float(np.mean(ranks == 1))})
+            result.update(metrics_of_ranks(ranks))
             items["rank"] = ranks.tolist()
         return {**result, "items": items}

@@ -66,68 +66,61 @@ def _hidden_case(kind, rng, k, n, small_eps):
 
     from . import losses, ot, ot_torch
 
-    cases = []
-    for _ in range(1):
-        seed = int(rng.integers(2**31))
-        g = torch.Generator().manual_seed(seed)
-        r = np.random.default_rng(seed)
-        if kind == "sinkhorn":
-            n_rows, n_cols = int(r.integers(2, 8)), int(r.integers(2, 8))
-            a, b = r.random(n_rows) + 0.05, r.random(n_cols) + 0.05
-            a, b = a / a.sum(), b / b.sum()
-            C = r.random((n_rows, n_cols)) * float(r.choice([1.0, 5.0]))
-            tiny = small_eps and k == n - 1
-            if tiny:   # a clear optimal assignment at eps = 1e-3 max C: only the log domain survives
-                n_rows = n_cols = 4
-                a = b = np.full(4, 0.25)
-                C = 10 * (0.5 + 0.5 * r.random((4, 4)))
-                C[np.arange(4), r.permutation(4)] = 2 * r.random(4)
-            eps = (1e-3 if tiny else float(r.choice([0.5, 0.1, 0.05]))) * C.max()
-            res = ot.sinkhorn(a, b, C, eps, tol=1e-12, max_iter=200_000)
-            cases.append(_case(f"{k}-{n_rows}x{n_cols}-eps{eps:.2g}", {"a": a, "b": b, "C": C, "eps": eps},
-                               {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7}))
-        elif kind == "frobenius":
-            shape = (int(r.integers(1, 7)), int(r.integers(1, 7)))
-            P, C = r.random(shape), r.random(shape)
-            cases.append(_case(f"{k}-{shape[0]}x{shape[1]}", {"P": P, "C": C}, {"value": ot.frobenius(P, C)},
-                               {"value": 1e-12}))
-        elif kind == "kd_mse":
-            shape = (int(r.integers(1, 9)), int(r.integers(2, 9)))
-            s, t = torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
-            cases.append(_case(f"{k}-{shape[0]}x{shape[1]}", {"student": s, "teacher": t},
-                               {"value": float(losses.kd_mse(s, t))}, {"value": 1e-10}))
-        elif kind == "kd_kl":
-            B, m, T = int(r.integers(1, 6)), int(r.integers(2, 7)), float(r.choice([0.5, 1.5, 3.0, 5.0]))
-            zs, zt = 3 * torch.randn(B, m, generator=g, dtype=torch.float64), 3 * torch.randn(B, m, generator=g, dtype=torch.float64)
-            cases.append(_case(f"{k}-{B}x{m}-T{T}", {"student_logits": zs, "teacher_logits": zt, "T": T},
-                               {"value": float(losses.kd_kl(zs, zt, T))}, {"value": 1e-10}))
-        elif kind in ("ot_loss", "batched_sinkhorn"):
-            B, n_max, m_max = int(r.integers(2, 5)), int(r.integers(2, 6)), int(r.integers(2, 6))
-            mask_a = torch.zeros(B, n_max, dtype=torch.bool)
-            mask_b = torch.zeros(B, m_max, dtype=torch.bool)
-            for i in range(B):
-                mask_a[i, :int(r.integers(1, n_max + 1))] = True
-                mask_b[i, :int(r.integers(1, m_max + 1))] = True
-            eps = float(r.choice([0.1, 0.2, 0.3]))
-            if kind == "ot_loss":
-                d = int(r.integers(2, 7))
-                X = torch.randn(B, n_max, d, generator=g, dtype=torch.float64)
-                Y = torch.randn(B, m_max, d, generator=g, dtype=torch.float64)
-                X_in = torch.where(mask_a[..., None], X, torch.full_like(X, float("nan")))   # NaN in padding
-                out = ot_torch.ot_loss(X_in, Y, mask_a, mask_b, eps=eps, tol=1e-12, max_iter=50_000)
-                cases.append(_case(f"{k}-B{B}-eps{eps}-nan-in-padding",
-                                   {"X": X_in, "Y": Y, "mask_x": mask_a, "mask_y": mask_b, "eps": eps},
-                                   {"losses": out}, {"losses": 1e-7}))
-            else:
-                C = torch.rand(B, n_max, m_max, generator=g, dtype=torch.float64)
-                C_in = torch.where(mask_a[:, :, None] & mask_b[:, None, :], C, torch.full_like(C, float("nan")))
-                res = ot_torch.sinkhorn(None, None, C_in, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=50_000)
-                cases.append(_case(f"{k}-B{B}-eps{eps}-nan-in-padding", {"C": C_in, "mask_a": mask_a, "mask_b": mask_b,
-                                                                         "eps": eps},
-                                   {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7}))
-        else:
-            raise ValueError(f"no hidden cases for kind {kind!r}")
-    return cases[0]
+    seed = int(rng.integers(2**31))
+    g = torch.Generator().manual_seed(seed)
+    r = np.random.default_rng(seed)
+    if kind == "sinkhorn":
+        n_rows, n_cols = int(r.integers(2, 8)), int(r.integers(2, 8))
+        a, b = r.random(n_rows) + 0.05, r.random(n_cols) + 0.05
+        a, b = a / a.sum(), b / b.sum()
+        C = r.random((n_rows, n_cols)) * float(r.choice([1.0, 5.0]))
+        tiny = small_eps and k == n - 1
+        if tiny:   # a clear optimal assignment at eps = 1e-3 max C: only the log domain survives
+            n_rows = n_cols = 4
+            a = b = np.full(4, 0.25)
+            C = 10 * (0.5 + 0.5 * r.random((4, 4)))
+            C[np.arange(4), r.permutation(4)] = 2 * r.random(4)
+        eps = (1e-3 if tiny else float(r.choice([0.5, 0.1, 0.05]))) * C.max()
+        res = ot.sinkhorn(a, b, C, eps, tol=1e-12, max_iter=200_000)
+        return _case(f"{k}-{n_rows}x{n_cols}-eps{eps:.2g}", {"a": a, "b": b, "C": C, "eps": eps},
+                     {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7})
+    if kind == "frobenius":
+        shape = (int(r.integers(1, 7)), int(r.integers(1, 7)))
+        P, C = r.random(shape), r.random(shape)
+        return _case(f"{k}-{shape[0]}x{shape[1]}", {"P": P, "C": C}, {"value": ot.frobenius(P, C)}, {"value": 1e-12})
+    if kind == "kd_mse":
+        shape = (int(r.integers(1, 9)), int(r.integers(2, 9)))
+        s, t = torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
+        return _case(f"{k}-{shape[0]}x{shape[1]}", {"student": s, "teacher": t},
+                     {"value": float(losses.kd_mse(s, t))}, {"value": 1e-10})
+    if kind == "kd_kl":
+        B, m, T = int(r.integers(1, 6)), int(r.integers(2, 7)), float(r.choice([0.5, 1.5, 3.0, 5.0]))
+        zs, zt = 3 * torch.randn(B, m, generator=g, dtype=torch.float64), 3 * torch.randn(B, m, generator=g, dtype=torch.float64)
+        return _case(f"{k}-{B}x{m}-T{T}", {"student_logits": zs, "teacher_logits": zt, "T": T},
+                     {"value": float(losses.kd_kl(zs, zt, T))}, {"value": 1e-10})
+    if kind not in ("ot_loss", "batched_sinkhorn"):
+        raise ValueError(f"no hidden cases for kind {kind!r}")
+    B, n_max, m_max = int(r.integers(2, 5)), int(r.integers(2, 6)), int(r.integers(2, 6))
+    mask_a = torch.zeros(B, n_max, dtype=torch.bool)
+    mask_b = torch.zeros(B, m_max, dtype=torch.bool)
+    for i in range(B):
+        mask_a[i, :int(r.integers(1, n_max + 1))] = True
+        mask_b[i, :int(r.integers(1, m_max + 1))] = True
+    eps = float(r.choice([0.1, 0.2, 0.3]))
+    name = f"{k}-B{B}-eps{eps}-nan-in-padding"
+    if kind == "ot_loss":
+        d = int(r.integers(2, 7))
+        X = torch.randn(B, n_max, d, generator=g, dtype=torch.float64)
+        Y = torch.randn(B, m_max, d, generator=g, dtype=torch.float64)
+        X_in = torch.where(mask_a[..., None], X, torch.full_like(X, float("nan")))   # NaN in padding
+        out = ot_torch.ot_loss(X_in, Y, mask_a, mask_b, eps=eps, tol=1e-12, max_iter=50_000)
+        return _case(name, {"X": X_in, "Y": Y, "mask_x": mask_a, "mask_y": mask_b, "eps": eps},
+                     {"losses": out}, {"losses": 1e-7})
+    C = torch.rand(B, n_max, m_max, generator=g, dtype=torch.float64)
+    C_in = torch.where(mask_a[:, :, None] & mask_b[:, None, :], C, torch.full_like(C, float("nan")))
+    res = ot_torch.sinkhorn(None, None, C_in, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=50_000)
+    return _case(name, {"C": C_in, "mask_a": mask_a, "mask_b": mask_b, "eps": eps},
+                 {"plan": res.plan, "cost": res.cost}, {"plan": 1e-7, "cost": 1e-7})
 
 
 # --------------------------------------------------------------------------------------------------

@@ -331,18 +331,21 @@ def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="abs
     if X.dtype != Y.dtype:
         raise ValueError(f"X and Y must have the same dtype, got {X.dtype} and {Y.dtype}; convert one "
                          "(e.g. Y.to(X.dtype))")
-    if eps_mode not in EPS_MODES:
-        raise ValueError(f"unknown eps_mode {eps_mode!r}; choose one of {EPS_MODES}")
     check_eps(eps)
     if mask_x is not None:   # padded positions may hold anything (even NaN): they must not reach the gradient
         X = torch.where(torch.as_tensor(mask_x, device=X.device)[..., None], X, torch.zeros((), dtype=X.dtype, device=X.device))
     if mask_y is not None:
         Y = torch.where(torch.as_tensor(mask_y, device=Y.device)[..., None], Y, torch.zeros((), dtype=Y.dtype, device=Y.device))
     C = cost_matrix(X, Y, cost)
-    if eps_mode != "absolute":
-        eps = eps * relative_cost_scale(C, mask_x, mask_y, eps_mode)
-    return sinkhorn(None, None, C, eps, method=method, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter,
-                    tol=tol, max_iter=max_iter, grad=grad).cost
+    return sinkhorn(None, None, C, effective_eps(C, mask_x, mask_y, eps, eps_mode), method=method, mask_a=mask_x,
+                    mask_b=mask_y, n_iter=n_iter, tol=tol, max_iter=max_iter, grad=grad).cost
+
+
+def effective_eps(C, mask_x, mask_y, eps: float, eps_mode: str) -> float:
+    """eps as the solver gets it: ``eps`` itself (``absolute``), or ``eps`` x the median / std of C's real entries."""
+    if eps_mode not in EPS_MODES:
+        raise ValueError(f"unknown eps_mode {eps_mode!r}; choose one of {EPS_MODES}")
+    return eps if eps_mode == "absolute" else eps * relative_cost_scale(C, mask_x, mask_y, eps_mode)
 
 
 def relative_cost_scale(C, mask_x, mask_y, eps_mode) -> float:

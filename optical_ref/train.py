@@ -196,14 +196,19 @@ def loss_kd_kl(s, idx, *, head, teacher, cfg, **_):
     return kd_kl(head(s.sentence), t_logits, cfg.kd_temperature)
 
 
-def loss_ot(s, idx, *, teacher, cfg, **_):
-    t_tokens, t_mask, _, _ = _teacher_side(teacher, idx, cfg)
+def _ot_term(s, t_tokens, t_mask, cfg):
     return ot_distill(s.tokens, t_tokens, s.token_mask, t_mask, eps=cfg.ot_eps, eps_mode=cfg.ot_eps_mode,
                       n_iter=cfg.ot_n_iter, grad=cfg.ot_grad, cost=cfg.ot_cost)
 
 
-def loss_ot_kd(s, idx, *, teacher, cfg, **kw):
-    return loss_ot(s, idx, teacher=teacher, cfg=cfg) + cfg.kd_weight * loss_kd_mse(s, idx, teacher=teacher, cfg=cfg)
+def loss_ot(s, idx, *, teacher, cfg, **_):
+    t_tokens, t_mask, _, _ = _teacher_side(teacher, idx, cfg)
+    return _ot_term(s, t_tokens, t_mask, cfg)
+
+
+def loss_ot_kd(s, idx, *, teacher, cfg, **_):
+    t_tokens, t_mask, t_sentence, _ = _teacher_side(teacher, idx, cfg)   # padded once for both terms
+    return _ot_term(s, t_tokens, t_mask, cfg) + cfg.kd_weight * kd_mse(s.sentence, t_sentence)
 
 
 def loss_target_supervised(s, idx, *, head, labels, cfg, **_):

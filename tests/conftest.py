@@ -45,3 +45,21 @@ def write_tiny_mtop(root: Path, n_intents=4, per_intent=12):
 @pytest.fixture
 def tiny_data(tmp_path):
     return write_tiny_mtop(tmp_path / "data")
+
+
+def official_zip(path: Path, extra_member=None, langs=tuple(LANGS6), rows=120, garbage=False):
+    """An archive in the official MTOP release's layout (mtop/<lang>/{train,eval,test}.txt, 8 TSV columns);
+    ``extra_member`` adds one more file under that name, ``garbage`` writes unparseable files."""
+    import zipfile
+    with zipfile.ZipFile(path, "w") as zf:
+        for lang in langs:
+            for split in ("train", "eval", "test"):
+                lines = []
+                for k in range(rows):
+                    intent = "GET_WEATHER" if k % 2 else "SET_ALARM"
+                    lines.append("\t".join([f"{split}{k}", f"IN:{intent}", "", f"{lang} {split} {k}", "d",
+                                            f"{lang}_XX", f"[IN:{intent} ]", json.dumps({"tokens": [lang, split]})]))
+                zf.writestr(f"mtop/{lang}/{split}.txt", "garbage\n" if garbage else "\n".join(lines) + "\n")
+        if extra_member:
+            zf.writestr(extra_member, "evil")
+    return path

@@ -73,10 +73,14 @@ def _items(tiny_data, name="dev.json"):
     return path, json.loads(path.read_text(encoding="utf-8"))
 
 
+def _save(path, items):
+    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+
+
 def test_an_id_twice_in_one_file_is_an_error_naming_both_items(tiny_data):
     path, items = _items(tiny_data)
     items.append(items[0])
-    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    _save(path, items)
     with pytest.raises(DataFormatError, match=f"items 0 and {len(items) - 1} have the same id"):
         reduced_mtop(tiny_data)
 
@@ -85,7 +89,7 @@ def test_an_id_in_both_dev_and_test_is_an_error_naming_both_files(tiny_data):
     dev, dev_items = _items(tiny_data)
     test, test_items = _items(tiny_data, "test.json")
     test_items.append(dev_items[0])
-    test.write_text(json.dumps(test_items, ensure_ascii=False), encoding="utf-8")
+    _save(test, test_items)
     with pytest.raises(DataFormatError, match=r"appears twice: in .*dev\.json and in .*test\.json"):
         reduced_mtop(tiny_data)
 
@@ -93,7 +97,7 @@ def test_an_id_in_both_dev_and_test_is_an_error_naming_both_files(tiny_data):
 def test_a_translation_with_another_intent_is_reported_at_load_time(tiny_data):
     path, items = _items(tiny_data)
     items[3]["mr"]["slot_intent"]["th"] = "[IN:SOMETHING_ELSE ]"
-    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    _save(path, items)
     with pytest.raises(DataFormatError, match=f"id {items[3]['id']}: the th intent SOMETHING_ELSE differs from the English"):
         reduced_mtop(tiny_data)
 
@@ -110,7 +114,7 @@ def test_bytes_that_are_not_utf8_name_the_file_and_line(tiny_data):
 def test_a_question_that_is_not_a_string_names_the_item_and_field(tiny_data, value, kind):
     path, items = _items(tiny_data)
     items[2]["question"]["de"] = value
-    path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    _save(path, items)
     with pytest.raises(DataFormatError, match=f"item 2 .*field question.de is {kind}, expected a string"):
         reduced_mtop(tiny_data)
 

@@ -1,8 +1,6 @@
 """The data layer, specified: counts equal the SOURCE.md tables, parsers name file and line on bad input,
 splits are disjoint by id and stratified, budgets are nested, and no target label reaches distillation."""
 import json
-import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +11,7 @@ from optical_ref.data.paths import holds_data
 from optical_ref.data.splits import official_mtop
 from optical_ref.data.summary import summarize
 
-from conftest import SHARED
+from conftest import SHARED, official_zip
 
 needs_shared = pytest.mark.skipif(not holds_data(SHARED), reason=f"the shared data is not at {SHARED}")
 
@@ -238,21 +236,6 @@ def test_reduced_mtop_default_sizes_on_the_shared_data():
 # ------------------------------------------------------------------------------------------------
 # The official release and its fetcher, end to end with a file:// URL
 # ------------------------------------------------------------------------------------------------
-def official_zip(path: Path, extra_member=None, langs=("en", "de", "es", "fr", "hi", "th"), rows=120):
-    with zipfile.ZipFile(path, "w") as zf:
-        for lang in langs:
-            for split in ("train", "eval", "test"):
-                lines = []
-                for k in range(rows):
-                    intent = "GET_WEATHER" if k % 2 else "SET_ALARM"
-                    lines.append("\t".join([f"{split}{k}", f"IN:{intent}", "", f"{lang} {split} {k}", "d",
-                                            f"{lang}_XX", f"[IN:{intent} ]", json.dumps({"tokens": [lang, split]})]))
-                zf.writestr(f"mtop/{lang}/{split}.txt", "\n".join(lines) + "\n")
-        if extra_member:
-            zf.writestr(extra_member, "evil")
-    return path
-
-
 def test_fetch_unpacks_the_official_release_and_the_full_experiment_reads_it(tmp_path):
     archive = official_zip(tmp_path / "mtop.zip")
     import hashlib

@@ -1,14 +1,13 @@
 """Data on demand, specified against file:// mirrors the tests build (no test ever touches the network):
 pinned checksums, a verified copy replacing the old one only when complete, offline mode, no second download."""
 import hashlib
-import json
 import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, write_tiny_mtop
+from conftest import SHARED, official_zip, write_tiny_mtop
 from optical_ref.data.fetch import DATASETS, FetchError, ensure_available, fetch
 from optical_ref.data.paths import holds_data
 
@@ -98,16 +97,6 @@ def test_the_command_line_offline_flag_fails_at_once_in_one_line(tmp_path, capsy
 
 
 # ---- the official release: a partial or damaged archive never replaces good files -------------------
-def official_zip(path, langs=("en", "de", "es", "fr", "hi", "th"), rows=120, garbage=False):
-    with zipfile.ZipFile(path, "w") as zf:
-        for lang in langs:
-            for split in ("train", "eval", "test"):
-                lines = ["\t".join([f"{split}{k}", "IN:GET_WEATHER", "", f"{lang} {k}", "d", f"{lang}_XX",
-                                    "[IN:GET_WEATHER ]", json.dumps({"tokens": [lang]})]) for k in range(rows)]
-                zf.writestr(f"mtop/{lang}/{split}.txt", "garbage\n" if garbage else "\n".join(lines) + "\n")
-    return path
-
-
 def _official(tmp_path, archive):
     return fetch("mtop-official", tmp_path / "data", url=archive.as_uri(), sha256=sha(archive), force=True, **QUIET)
 
