@@ -18,7 +18,7 @@ COMMANDS = {
     "fetch": ("optical_ref.data.fetch", "download a dataset once into the user cache: mtop-reduced | mtod | mtop-official | all"),
     "encoder": ("optical_ref.pretrained", "encoder prepare e5-small: build the pretrained checkpoint folder once"),
     "bench": ("optical_ref.bench", "benchmarks: sinkhorn | distill"),
-    "check": ("optical_ref.grade", "check an exercise (check EXERCISE --impl FILE.py:FUNCTION, --list) or grade a class (--grade DIR)"),
+    "check": ("optical_ref.check", "check an exercise (check EXERCISE --impl FILE.py:FUNCTION, --list) or grade a class (--grade DIR)"),
     "reference": ("optical_ref.reference.cli", "reference outputs: regenerate | verify --impl FILE.py:FUNCTION"),
 }
 
@@ -55,6 +55,10 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as err:  # bad input or missing files: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:             # Ctrl-C: what is kept is each command's own business (runs.jsonl, .part)
+        print(f"interrupted: {args.command} stopped; finished work is kept (compare: continue with --resume DIR)",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@ ours; each is named here and documented in the README ("The method, and the choi
 Per-encoder defaults: a small encoder trained from scratch needs a large learning rate (5e-4); a
 pretrained one is fine-tuned at 2e-5..5e-5 and, on CPU, with its word embeddings frozen.
 :func:`defaults_for_encoder` returns those, and ``--set`` overrides them.
+
+The comparison's own choices live here too: the presets (:data:`PRESETS`), :class:`CompareConfig` (what a
+``compare`` run is: languages, methods, budgets, seeds, splits, encoder, and the resolved ``TrainConfig``) and
+:func:`make_config`, which resolves preset + flags + ``--set`` into one checked configuration. The precedence,
+lowest first: ``TrainConfig`` defaults, the encoder's defaults, the preset's ``train``, ``--set``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
-OT_COSTS = ("cosine", "sq_euclidean")
-OT_GRADS = ("envelope", "unrolled")
-OT_EPS_MODES = ("absolute", "median", "std")
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 
 @dataclass
@@ -69,13 +71,20 @@ def check_train_config(cfg: TrainConfig) -> None:
     for key in ("lr", "ot_eps", "kd_temperature"):
         value = getattr(cfg, key)
         need(isinstance(value, (int, float)) and value > 0 and value < float("inf"), key, "expected a number > 0")
+    # where float32 softmax / exp(-C/eps) keep a meaning (outside: a loss of exactly 0, or every logit equal)
+    need(0.01 <= cfg.kd_temperature <= 1000, "kd_temperature", "expected 0.01 <= T <= 1000")
+    need(1e-4 <= cfg.ot_eps <= 1e3, "ot_eps", "expected 1e-4 <= eps <= 1000 (absolute, or relative to the cost scale)")
+    need(cfg.lr <= 1.0, "lr", "expected a learning rate <= 1 (AdamW steps are about lr in size)")
+    need(cfg.max_length >= 3, "max_length", "expected at least 3 tokens: the special tokens and one word")
     for key in ("teacher_lr", "head_lr", "weight_decay", "kd_weight"):
         value = getattr(cfg, key)
         need(isinstance(value, (int, float)) and 0 <= value < float("inf"), key, "expected a number >= 0")
+    from .ot_torch import COSTS, EPS_MODES, GRADS   # the solver's own lists of what it accepts
+
     need(cfg.teacher_train in ("all", "head"), "teacher_train", "choose all or head")
-    need(cfg.ot_cost in OT_COSTS, "ot_cost", f"choose one of {', '.join(OT_COSTS)}")
-    need(cfg.ot_grad in OT_GRADS, "ot_grad", f"choose one of {', '.join(OT_GRADS)}")
-    need(cfg.ot_eps_mode in OT_EPS_MODES, "ot_eps_mode", f"choose one of {', '.join(OT_EPS_MODES)}")
+    need(cfg.ot_cost in COSTS, "ot_cost", f"choose one of {', '.join(COSTS)}")
+    need(cfg.ot_grad in GRADS, "ot_grad", f"choose one of {', '.join(GRADS)}")
+    need(cfg.ot_eps_mode in EPS_MODES, "ot_eps_mode", f"choose one of {', '.join(EPS_MODES)}")
     need(frozen_layers(cfg.freeze) is not None, "freeze", "choose none, embeddings, or embeddings+K (K >= 1 lower layers too)")
     need(isinstance(cfg.ot_layer, int) and not isinstance(cfg.ot_layer, bool), "ot_layer",
          "expected an integer (-1 = the last hidden layer, 0 = the embeddings)")
@@ -127,3 +136,179 @@ def defaults_for_encoder(encoder: str | None) -> dict:
         return {}
     return {"lr": 3e-5, "head_lr": 1e-3, "teacher_train": "head", "freeze": "embeddings", "ot_eps_mode": "median", "ot_eps": 0.1,
             "max_length": 48}
+
+
+# --------------------------------------------------------------------------------------------------
+# The comparison: presets and the checked configuration of one ``compare`` run
+# --------------------------------------------------------------------------------------------------
+PRESETS = {
+    # quick: tests and a first look, < 60 s on 2 CPU cores
+    "quick": {"langs": ["es", "th"], "budgets": ["all"], "seeds": [0], "split_seeds": [0],
+              "train": {"teacher_epochs": 8, "student_steps": 80}},
+    # default: the README's main command, < 10 min on 2 CPU cores
+    "default": {"langs": ["de", "hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
+                "train": {"teacher_epochs": 20, "student_steps": 200}},
+    # full: every language, three budgets, three seeds, two re-splits (each with its own tokenizer and teacher)
+    "full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [50, 200, "all"], "seeds": [0, 1, 2],
+             "split_seeds": [0, 1], "train": {"teacher_epochs": 30, "student_steps": 300}},
+    # pretrained: multilingual-e5-small as the frozen English-side teacher (a linear intent head on it), students
+    # from the same weights (the encoder's defaults: defaults_for_encoder); kd_temperature chosen label-free on
+    # the dev bitext by `python -m optical_ref select --preset pretrained --lang th`
+    # (tutorials/results/pretrained/selection.json)
+    "pretrained": {"langs": ["hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
+                   "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd"],
+                   "train": {"teacher_epochs": 40, "student_steps": 40, "kd_temperature": 4.0}},
+    "pretrained-full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [100, "all"], "seeds": [0, 1, 2],
+                        "split_seeds": [0], "encoder": "e5-small",
+                        "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd", "target-supervised"],
+                        "train": {"teacher_epochs": 40, "student_steps": 40, "kd_temperature": 4.0}},
+}
+MTOD_PRESET_OVERRIDES = {"quick": {"budgets": [2000]}, "default": {"budgets": [1000, 10000]},
+                         "full": {"budgets": [1000, 10000, "all"]}}
+MAX_SEED = 2**32 - 1
+
+
+@dataclass
+class CompareConfig:
+    dataset: str = "mtop"
+    preset: str = "default"
+    langs: list = field(default_factory=list)
+    methods: list = field(default_factory=list)
+    budgets: list = field(default_factory=list)
+    seeds: list = field(default_factory=list)
+    split_seeds: list = field(default_factory=lambda: [0])
+    data_dir: str | None = None
+    encoder: str | None = None
+    device: str = "cpu"
+    settings: dict = field(default_factory=dict)   # what --set changed, as given
+    train: dict = field(default_factory=dict)      # every training setting used (TrainConfig)
+
+    def as_saved(self) -> dict:
+        """The configuration as ``config.json`` holds it (JSON types: tuples become lists)."""
+        import json
+        return json.loads(json.dumps(asdict(self)))
+
+
+def make_config(preset="default", dataset="mtop", langs=None, methods=None, budgets=None, seeds=None,
+                split_seeds=None, data_dir=None, encoder=None, device="cpu", train_overrides=None,
+                split_seed=None) -> CompareConfig:
+    """Resolve a preset plus overrides into a checked config; every error names its option."""
+    from .data import MTOD_LANGS, MTOP_LANGS, check_langs
+    from .methods import METHODS
+
+    if preset not in PRESETS:
+        raise ValueError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+    if dataset not in ("mtop", "mtod"):
+        raise ValueError(f"--dataset: unknown dataset {dataset!r}; choose mtop or mtod")
+    base = dict(PRESETS[preset])
+    if dataset == "mtod":
+        base.update(MTOD_PRESET_OVERRIDES.get(preset, {}))
+        base["langs"] = ["es", "th"]
+    known = [x for x in (MTOP_LANGS if dataset == "mtop" else MTOD_LANGS) if x != "en"]
+    langs = unique(check_langs(langs if langs is not None else base["langs"], known, f"{dataset} target languages"),
+                   "--langs")
+    methods = list(methods) if methods is not None else list(base.get("methods", METHODS))
+    if not methods:
+        raise ValueError(f"--methods: the method list is empty; choose any of {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"--methods: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    methods = unique(methods, "--methods")
+    budgets = unique([parse_budget(b) for b in (budgets if budgets is not None else base["budgets"])], "--budgets")
+    if not budgets:
+        raise ValueError("--budgets: the budget list is empty; give integers or 'all'")
+    seeds = unique([parse_seed(s, "--seeds") for s in (seeds if seeds is not None else base["seeds"])], "--seeds")
+    if not seeds:
+        raise ValueError("--seeds: the seed list is empty")
+    if split_seeds is None:
+        split_seeds = [split_seed] if split_seed is not None else base["split_seeds"]
+    split_seeds = unique([parse_seed(s, "--split-seed") for s in split_seeds], "--split-seed")
+    if not split_seeds:
+        raise ValueError("--split-seed: the list is empty")
+    if device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda but no CUDA GPU is available; use --device cpu")
+    encoder = encoder if encoder is not None else base.get("encoder")
+    check_encoder_spec(encoder)
+    overrides = dict(train_overrides or {})
+    train = {**TrainConfig().as_dict(), **defaults_for_encoder(encoder), **base["train"], **overrides, "device": device}
+    unknown = sorted(set(train) - set(TrainConfig().as_dict()))
+    if unknown:
+        raise ValueError(f"--set: unknown setting(s) {unknown}; valid: {', '.join(TrainConfig().as_dict())}")
+    check_layers(TrainConfig(**train), encoder_layers(encoder))   # every value in range, or an error naming it
+    return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seeds, data_dir, encoder, device,
+                         overrides, train)
+
+
+def unique(values, option: str) -> list:
+    values = list(values)
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{option}: {', '.join(repeated)} given more than once; give each value once")
+    return values
+
+
+def parse_budget(b):
+    if b == "all":
+        return "all"
+    try:
+        value = int(b)
+    except (TypeError, ValueError):
+        raise ValueError(f"--budgets: a budget must be a positive integer or 'all', got {b!r}") from None
+    if value < 1:
+        raise ValueError(f"--budgets: a budget must be a positive integer or 'all', got {b!r}")
+    return value
+
+
+def parse_seed(s, option: str) -> int:
+    try:
+        value = int(s)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option}: a seed must be an integer in [0, {MAX_SEED}], got {s!r}") from None
+    if isinstance(s, bool) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{option}: a seed must be an integer in [0, {MAX_SEED}], got {s!r}")
+    return value
+
+
+def encoder_layers(encoder) -> int:
+    """The number of transformer layers of the encoder a run uses (None: the small encoder built from config)."""
+    import json
+
+    from .encoder import DEFAULT_ENCODER
+    from .pretrained import KNOWN_ENCODERS
+    if encoder is None:
+        return DEFAULT_ENCODER["num_hidden_layers"]
+    if encoder in KNOWN_ENCODERS:
+        return KNOWN_ENCODERS[encoder]["layers"]
+    path = Path(encoder) / "config.json"
+    try:
+        layers = json.loads(path.read_text(encoding="utf-8"))["num_hidden_layers"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--encoder {encoder}: cannot read num_hidden_layers from {path} ({type(err).__name__}); "
+                         "is this a transformers encoder checkpoint?") from None
+    return int(layers)
+
+
+def check_layers(cfg: TrainConfig, layers: int) -> None:
+    """``ot_layer`` and ``freeze=embeddings+K`` must name layers the encoder has (hidden states 0..layers)."""
+    if not -(layers + 1) <= cfg.ot_layer <= layers:
+        raise ValueError(f"setting ot_layer={cfg.ot_layer} is out of range: this encoder has {layers} layers, so "
+                         f"ot_layer is 0 (embeddings) .. {layers} (the last), or -1 .. -{layers + 1} from the end")
+    if frozen_layers(cfg.freeze) > layers:
+        raise ValueError(f"setting freeze={cfg.freeze}: this encoder has only {layers} layers")
+
+
+def check_encoder_spec(encoder) -> None:
+    if encoder is None:
+        return
+    from .pretrained import KNOWN_ENCODERS
+    if encoder in KNOWN_ENCODERS:
+        return
+    path = Path(encoder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--encoder {encoder}: no such directory; give {' or '.join(KNOWN_ENCODERS)} or a local "
+                                "checkpoint folder (config.json, weights, tokenizer files; nothing is downloaded)")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--encoder {encoder}: {path / 'config.json'} is missing; this folder is not a "
+                                "transformers checkpoint (save one with model.save_pretrained and tokenizer.save_pretrained)")

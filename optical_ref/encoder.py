@@ -128,6 +128,32 @@ def load_pretrained_encoder(path, max_length: int = 64, layer: int = -1) -> Enco
     return Encoder(model, max_length=max_length, layer=layer, prefixes=prefixes)
 
 
+@torch.no_grad()
+def encode_texts(encoder, tokenizer, texts, device="cpu", batch_size=128) -> Encoded:
+    """Token states (padded to the longest sentence), token masks and sentence embeddings of ``texts``
+    (eval mode, no gradient), in batches, on the CPU."""
+    encoder.eval()
+    parts = [encoder(encoder.batch(tokenizer, texts[i:i + batch_size], device))
+             for i in range(0, len(texts), batch_size)]
+    length = max(p.tokens.shape[1] for p in parts)
+
+    def pad(x, value):
+        return torch.nn.functional.pad(x.cpu(), (0, 0, 0, length - x.shape[1]) if x.dim() == 3 else
+                                       (0, length - x.shape[1]), value=value)
+
+    return Encoded(torch.cat([pad(p.tokens, 0.0) for p in parts]), torch.cat([pad(p.token_mask, False) for p in parts]),
+                   torch.cat([p.sentence.cpu() for p in parts]))
+
+
+@torch.no_grad()
+def encode_sentences(encoder, tokenizer, texts, device="cpu", batch_size=128) -> torch.Tensor:
+    """Sentence embeddings of ``texts`` (eval mode, no gradient), in batches, on the CPU."""
+    encoder.eval()
+    out = [encoder(encoder.batch(tokenizer, texts[i:i + batch_size], device)).sentence.cpu()
+           for i in range(0, len(texts), batch_size)]
+    return torch.cat(out)
+
+
 class IntentHead(nn.Module):
     def __init__(self, dim: int, n_intents: int):
         super().__init__()

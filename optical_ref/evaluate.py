@@ -1,24 +1,28 @@
 """Zero-shot evaluation: intent accuracy and macro-F1 through the teacher's head, cross-lingual retrieval
-(MRR@10, Recall@1), and intent by retrieval (kNN accuracy).
+(MRR@10, Recall@1) read two ways, intent by retrieval (kNN accuracy), and diagnostics of the mechanism.
 
 Retrieval follows OPTICAL's CLIR setting, where only the query encoder is distilled: target-language
 queries are encoded by the student, the English side by the frozen teacher. (a) Each target test
 sentence retrieves its own English translation among all English test sentences, by cosine similarity.
 (b) Each target test sentence retrieves its k nearest English *training* utterances and takes their
 majority intent (ties: the intent of the nearest among the tied).
+
+Retrieval is read two ways. **Pooled**: one mean-pooled vector per sentence, cosine similarity (what
+``kd-mse`` fits directly). **Late interaction** (ColBERT's MaxSim, Khattab & Zaharia 2020): the score of query
+q for item d is the mean over q's real tokens of the largest cosine to one of d's real tokens, on the token
+states of the layer OT aligns (``ot_layer``), for every method alike — what token-level OT trains.
+
+Ranks are never better than the model: rank = 1 + the number of *other* items scoring at least as high as the
+relevant one (ties count against the query), and a non-finite score of the relevant item ranks it last
+(a diverged model whose scores are all NaN or all equal gets the worst rank, not the best).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-
-@torch.no_grad()
-def encode_sentences(encoder, tokenizer, texts, device="cpu", batch_size=128) -> torch.Tensor:
-    encoder.eval()
-    out = [encoder(encoder.batch(tokenizer, texts[i:i + batch_size], device)).sentence.cpu()
-           for i in range(0, len(texts), batch_size)]
-    return torch.cat(out)
+from .encoder import encode_sentences, encode_texts
+from .metrics import MRR_CUTOFF, hit_at_1, reciprocal_rank
 
 
 @torch.no_grad()
@@ -55,27 +59,69 @@ def cosine_similarities(queries: torch.Tensor, pool: torch.Tensor) -> torch.Tens
     return q @ p.T
 
 
+class NonFiniteEmbeddings(ValueError):
+    """A model whose embeddings are NaN or infinite (a diverged run) is not scored."""
+
+
+def ranks_of_scores(scores: torch.Tensor) -> np.ndarray:
+    """Rank (1 = first) of item i for query i, from an (n_queries, n_items) score matrix whose relevant item is on
+    the diagonal: 1 + the number of other items scoring >= it; a non-finite relevant score ranks last."""
+    n_items = scores.shape[1]
+    relevant = scores.diagonal()
+    comparable = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -torch.inf))
+    ranks = (comparable >= relevant.unsqueeze(1)).sum(1)            # counts the relevant item itself once
+    return torch.where(torch.isfinite(relevant), ranks, torch.full_like(ranks, n_items)).numpy()
+
+
 def retrieval_ranks(queries: torch.Tensor, pool: torch.Tensor) -> np.ndarray:
     """Rank (1 = first) of query i's relevant item pool[i] among all pool items, by cosine similarity."""
     if queries.shape[0] != pool.shape[0]:
         raise ValueError("retrieval needs one relevant pool item per query (pool[i] for query i)")
-    sims = cosine_similarities(queries, pool)
-    correct = sims.diagonal().unsqueeze(1)
-    return ((sims > correct).sum(1) + 1).numpy()
+    return ranks_of_scores(cosine_similarities(queries, pool))
 
 
-def mrr_at(ranks, k: int = 10) -> float:
-    ranks = np.asarray(ranks, dtype=float)
-    return float(np.mean(np.where(ranks <= k, 1.0 / ranks, 0.0)))
+def late_interaction_scores(queries, query_mask, pool, pool_mask, rows: int = 1024) -> torch.Tensor:
+    """MaxSim scores (n_queries, n_items): mean over each query's real tokens of the largest cosine to one of the
+    item's real tokens. ``queries`` (n, Lq, d), ``pool`` (N, Ld, d); masks True on the real tokens.
+
+    Only real tokens enter (padding may hold anything): the cosines of a block of query tokens against every
+    real pool token, then the maximum per item (``scatter_reduce``) and the mean per query (``index_add``)."""
+    q_mask, p_mask = query_mask.bool(), pool_mask.bool()
+    if not q_mask.any(1).all() or not p_mask.any(1).all():
+        raise ValueError("late interaction needs at least one real token in every query and item")
+    q_tokens = torch.nn.functional.normalize(queries[q_mask], dim=-1)                # (Tq, d)
+    p_tokens = torch.nn.functional.normalize(pool[p_mask], dim=-1)                   # (Tp, d)
+    query_of, item_of = q_mask.nonzero()[:, 0], p_mask.nonzero()[:, 0]
+    n_queries, n_items = queries.shape[0], pool.shape[0]
+    sums = torch.zeros(n_queries, n_items, dtype=q_tokens.dtype)
+    for start in range(0, len(q_tokens), rows):
+        cos = q_tokens[start:start + rows] @ p_tokens.T                               # (rows, Tp)
+        best = torch.full((len(cos), n_items), -torch.inf, dtype=cos.dtype)
+        best.scatter_reduce_(1, item_of.expand(len(cos), -1), cos, reduce="amax")    # best token of each item
+        sums.index_add_(0, query_of[start:start + rows], best)
+    return sums / q_mask.sum(1, keepdim=True).to(sums.dtype)
 
 
-def retrieval_metrics(queries: torch.Tensor, pool: torch.Tensor, k: int = 10) -> dict:
-    """Query i's relevant item is pool[i]; returns MRR@k and Recall@1."""
-    return metrics_of_ranks(retrieval_ranks(queries, pool), k)
+def late_interaction_ranks(queries, query_mask, pool, pool_mask) -> np.ndarray:
+    """Rank of query i's relevant item pool[i] by late-interaction (MaxSim) scores; ties and NaN as in
+    :func:`ranks_of_scores`."""
+    if queries.shape[0] != pool.shape[0]:
+        raise ValueError("retrieval needs one relevant pool item per query (pool[i] for query i)")
+    return ranks_of_scores(late_interaction_scores(queries, query_mask, pool, pool_mask))
 
 
-def metrics_of_ranks(ranks, k: int = 10) -> dict:
-    return {"mrr10": mrr_at(ranks, k), "recall1": float(np.mean(np.asarray(ranks) == 1))}
+def mrr_at(ranks, k: int = MRR_CUTOFF) -> float:
+    return float(np.mean(reciprocal_rank(ranks, k)))
+
+
+def retrieval_metrics(queries: torch.Tensor, pool: torch.Tensor) -> dict:
+    """Query i's relevant item is pool[i]; returns MRR@10 and Recall@1."""
+    return metrics_of_ranks(retrieval_ranks(queries, pool))
+
+
+def metrics_of_ranks(ranks, prefix: str = "") -> dict:
+    """``{prefix + "mrr10": ..., prefix + "recall1": ...}``: the means of the item scores of :mod:`metrics`."""
+    return {f"{prefix}mrr10": mrr_at(ranks), f"{prefix}recall1": float(np.mean(hit_at_1(ranks)))}
 
 
 def knn_accuracy(queries: torch.Tensor, pool: torch.Tensor, pool_labels, gold, k: int = 5) -> float:
@@ -102,22 +148,56 @@ def knn_predictions(queries: torch.Tensor, pool: torch.Tensor, pool_labels, k: i
 KNN_K = 5
 
 
+def plan_concentration(student_tokens, student_mask, teacher_tokens, teacher_mask, tcfg, batch_size=32) -> dict:
+    """How the plans of the training loss look on test pairs: the mean (over pairs) of the mean over real rows of
+    the largest share of a row (1 = one-to-one) and of the row entropy / log(m) (1 = uniform), with the training
+    cost, eps rule and iterations, in batches of the training batch size (eps relative to a batch, as in training)."""
+    from .ot_torch import cost_matrix, effective_eps, sinkhorn
+
+    shares, entropies = [], []
+    for start in range(0, student_tokens.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        X, Y, mx, my = student_tokens[sl].double(), teacher_tokens[sl].double(), student_mask[sl], teacher_mask[sl]
+        C = cost_matrix(X, Y, tcfg.ot_cost)
+        eps = effective_eps(C, mx, my, tcfg.ot_eps, tcfg.ot_eps_mode)
+        P = sinkhorn(None, None, C, eps, mask_a=mx, mask_b=my, n_iter=tcfg.ot_n_iter).plan
+        rows = P / P.sum(-1, keepdim=True).clamp_min(1e-300)
+        entropy = -(rows * torch.log(rows.clamp_min(1e-300))).sum(-1) / torch.log(my.sum(-1, keepdim=True).double()
+                                                                                   .clamp_min(2))
+        n_rows = mx.sum(-1).double()
+        shares += ((rows.max(-1).values * mx).sum(-1) / n_rows).tolist()
+        entropies += ((entropy * mx).sum(-1) / n_rows).tolist()
+    return {"plan_max_row_share": float(np.mean(shares)), "plan_row_entropy": float(np.mean(entropies))}
+
+
+def token_cloud_cosine(tokens, mask) -> float:
+    """Mean over sentences of the mean cosine between two different real tokens of the sentence (1 = collapsed)."""
+    x = torch.nn.functional.normalize(tokens.double(), dim=-1) * mask[..., None]
+    n = mask.sum(-1).double()
+    total = (x.sum(1) ** 2).sum(-1) - n                      # sum over i != j of cos(x_i, x_j)
+    keep = n > 1
+    return float((total[keep] / (n[keep] * (n[keep] - 1))).mean()) if keep.any() else float("nan")
+
+
 class Evaluator:
     """Everything on the English side is encoded once by the frozen teacher: the kNN pool (English training
     utterances) and, per language, the retrieval pool (the English translations of the target test set).
     Each student's target test sentences are then encoded once and shared by the head, kNN and retrieval.
 
     ``evaluate`` returns the metrics and, under ``"items"``, the per-item outputs a paired bootstrap needs
-    (head prediction, kNN prediction, retrieval rank, English prediction), as small integer lists.
+    (head prediction, kNN prediction, pooled and late-interaction retrieval ranks, English prediction), as small
+    integer lists; and under ``"diagnostics"`` the mechanism numbers (given ``tcfg``, the training settings):
+    the training plan's concentration on the test pairs, the student's token-cloud cosine, and the student's
+    pooled-vector norm relative to the teacher's.
     """
 
-    def __init__(self, teacher_encoder, head, tokenizer, setting, device="cpu"):
-        self.head, self.tokenizer, self.setting, self.device = head, tokenizer, setting, device
+    def __init__(self, teacher_encoder, head, tokenizer, setting, device="cpu", tcfg=None):
+        self.head, self.tokenizer, self.setting, self.device, self.tcfg = head, tokenizer, setting, device, tcfg
         self.knn_pool = encode_sentences(teacher_encoder, tokenizer, [u.text for u in setting.en_train], device)
         self.knn_labels = setting.labels(setting.en_train)
         self.en_test_texts = [u.text for u in setting.en_test]
         self.en_test_gold = setting.labels(setting.en_test)
-        self.retrieval_pool = {lang: (encode_sentences(teacher_encoder, tokenizer, english, device)
+        self.retrieval_pool = {lang: (encode_texts(teacher_encoder, tokenizer, english, device)
                                       if english is not None else None)
                                for lang, english in setting.en_of_test.items()}
 
@@ -127,15 +207,27 @@ class Evaluator:
     def evaluate(self, student, lang) -> dict:
         test = self.setting.target_test[lang]
         gold = self.gold(lang)
-        queries = encode_sentences(student, self.tokenizer, [u.text for u in test], self.device)
+        encoded = encode_texts(student, self.tokenizer, [u.text for u in test], self.device)
+        queries = encoded.sentence
+        if not (torch.isfinite(queries).all() and torch.isfinite(encoded.tokens).all()):
+            raise NonFiniteEmbeddings(f"the model's embeddings of the {lang} test sentences are not finite (a diverged run); "
+                             "it is not scored")
         pred = intents_of(self.head, queries, self.device)
         knn = knn_predictions(queries, self.knn_pool, self.knn_labels, KNN_K)
         en_pred = predict_intents(student, self.head, self.tokenizer, self.en_test_texts, self.device)
         result = {"intent_acc": accuracy(pred, gold), "macro_f1": macro_f1(pred, gold), "knn_acc": accuracy(knn, gold),
-                  "en_acc": accuracy(en_pred, self.en_test_gold), "mrr10": None, "recall1": None}
+                  "en_acc": accuracy(en_pred, self.en_test_gold), "mrr10": None, "recall1": None,
+                  "late_mrr10": None, "late_recall1": None}
         items = {"pred": pred.tolist(), "knn_pred": knn.tolist(), "en_pred": en_pred.tolist()}
-        if self.retrieval_pool[lang] is not None:
-            ranks = retrieval_ranks(queries, self.retrieval_pool[lang])
-            result.update(metrics_of_ranks(ranks))
-            items["rank"] = ranks.tolist()
-        return {**result, "items": items}
+        diagnostics = {"token_cosine": token_cloud_cosine(encoded.tokens, encoded.token_mask)}
+        pool = self.retrieval_pool[lang]
+        if pool is not None:
+            ranks = retrieval_ranks(queries, pool.sentence)
+            late = late_interaction_ranks(encoded.tokens, encoded.token_mask, pool.tokens, pool.token_mask)
+            result.update(metrics_of_ranks(ranks), **metrics_of_ranks(late, prefix="late_"))
+            items["rank"], items["late_rank"] = ranks.tolist(), late.tolist()
+            diagnostics["norm_ratio"] = float(queries.norm(dim=-1).mean() / pool.sentence.norm(dim=-1).mean())
+            if self.tcfg is not None:
+                diagnostics.update(plan_concentration(encoded.tokens, encoded.token_mask, pool.tokens, pool.token_mask,
+                                                      self.tcfg))
+        return {**result, "items": items, "diagnostics": diagnostics}

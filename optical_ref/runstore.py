@@ -4,6 +4,8 @@ and every other file written atomically.
 - Appends always start on a new line, so a line cut short by an interrupted write is never glued to the
   next record; such a line (or any line that is not a run record) is reported with its line number and
   ignored, and the run it belonged to is simply run again.
+- A run that failed (a diverged loss, non-finite embeddings) is recorded with ``"failed": reason`` and no
+  metric: it counts as done (a resume would fail the same way) and is reported, never scored.
 - Records are keyed by (method, lang, budget, seed, split_seed). Two records with the same key are the same
   run: identical ones count once; different ones are an error that names both lines (never averaged).
 - JSON files (``config.json``, ``teacher.json``, ...) are written to a temporary file and renamed into
@@ -16,8 +18,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from .metrics import NAMES as METRIC_FIELDS   # two records of one run must agree on each of them
+
 RECORD_FIELDS = {"method": str, "lang": str, "seed": int, "split_seed": int, "intent_acc": float}
-METRIC_FIELDS = ("intent_acc", "macro_f1", "knn_acc", "mrr10", "recall1", "en_acc")
 
 
 class RunFolderError(ValueError):
@@ -32,7 +35,10 @@ def record_problem(record) -> str | None:
     """Why ``record`` is not a run record, or None."""
     if not isinstance(record, dict):
         return f"a JSON {type(record).__name__}, not an object"
+    failed = isinstance(record.get("failed"), str)     # a failed run: its key and the reason, no metric
     for key, kind in RECORD_FIELDS.items():
+        if failed and key == "intent_acc":
+            continue
         value = record.get(key)
         if kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -118,6 +124,16 @@ def write_atomic(path, data) -> None:
         raise
 
 
+def save_torch(path, obj) -> None:
+    """``torch.save`` through :func:`write_atomic`: a reader never sees half a weights file."""
+    import io
+
+    import torch
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
 def write_json(path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
@@ -129,3 +145,26 @@ def read_json(path, what: str, recover: str):
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise RunFolderError(f"{path}: cannot read the {what} ({type(err).__name__}: {err}); {recover}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# The run folder of a comparison
+# --------------------------------------------------------------------------------------------------
+def open_run_folder(out, saved_config: dict) -> Path:
+    """The output folder; refuses a file, and a folder that holds a comparison of another configuration."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: this is a file, not a folder; choose a folder name")
+    config_path = out / "config.json"
+    if config_path.is_file():
+        saved = read_json(config_path, "saved configuration", f"move {out} away or choose another --out")
+        if saved != saved_config:
+            changed = sorted(k for k in set(saved) | set(saved_config) if saved.get(k) != saved_config.get(k))
+            raise ValueError(f"{out} holds a comparison with a different configuration (differs in: {', '.join(changed)}); "
+                             f"continue it with --resume {out}, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_config(out, saved_config: dict) -> None:
+    write_json(Path(out) / "config.json", saved_config)

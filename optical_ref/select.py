@@ -28,7 +28,7 @@ GRIDS = {"ot": ("ot_eps", [0.05, 0.1, 0.2]), "kd-kl": ("kd_temperature", [1.0, 2
 
 
 def add_arguments(parser) -> None:
-    from .compare import PRESETS
+    from .config import PRESETS
     parser.add_argument("--preset", default="pretrained", choices=sorted(PRESETS))
     parser.add_argument("--lang", default="th", help="the target language whose dev bitext scores the candidates")
     parser.add_argument("--data-dir", default=None)
@@ -41,17 +41,18 @@ def dev_retrieval_mrr(student, teacher_encoder, tokenizer, pairs, device="cpu") 
     from .evaluate import encode_sentences, mrr_at, retrieval_ranks
     queries = encode_sentences(student, tokenizer, [p.target for p in pairs], device)
     pool = encode_sentences(teacher_encoder, tokenizer, [p.en for p in pairs], device)
-    return mrr_at(retrieval_ranks(queries, pool), 10)
+    return mrr_at(retrieval_ranks(queries, pool))
 
 
 def run_selection(cfg, lang: str, out: Path, say=print) -> dict:
-    from .compare import (EnglishSideCache, open_run_folder, resolve_encoder, stage_setting, stage_teacher,
-                          stage_tokenizer)
     from .config import TrainConfig
+    from .runstore import open_run_folder
+    from .stages import EnglishSideCache, resolve_encoder, stage_setting, stage_teacher, stage_tokenizer, use_all_cores
     from .train import train_student
 
     tcfg = TrainConfig(**cfg.train)
-    out = open_run_folder(cfg, out)
+    out = open_run_folder(out, cfg.as_saved())
+    use_all_cores()
     encoder_dir = resolve_encoder(cfg)
     setting = stage_setting(cfg, cfg.split_seeds[0])
     dev_pairs = setting.dev_bitext[lang]
@@ -90,13 +91,9 @@ def run_selection(cfg, lang: str, out: Path, say=print) -> dict:
 
 
 def main(args) -> int:
-    from .compare import make_config
-    from .config import parse_settings
+    from .config import make_config, parse_settings
 
-    try:
-        cfg = make_config(args.preset, langs=[args.lang], data_dir=args.data_dir, device=args.device,
-                          train_overrides=parse_settings(args.settings))
-        run_selection(cfg, args.lang, Path(args.out))
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    cfg = make_config(args.preset, langs=[args.lang], data_dir=args.data_dir, device=args.device,
+                      train_overrides=parse_settings(args.settings))
+    run_selection(cfg, args.lang, Path(args.out))
     return 0

@@ -1,4 +1,5 @@
-"""Paired bootstrap confidence intervals for differences between methods, over test items.
+"""Paired bootstrap confidence intervals for differences between methods: over training seeds, then test items;
+two-sided bootstrap p-values; Holm's correction for a family of comparisons.
 
 Why paired, and why over items: every method of a column (language x bitext budget) is tested on the *same*
 test sentences, and the test-set sampling error (575 items: about 1.7 points of accuracy at 80%) is as large
@@ -9,35 +10,36 @@ Per item i each run gives a score s_i (1/0 for a correct intent, 1/rank or 0 for
 here is a mean over items. For a column, method m, and split seed k, the runs of the training seeds are
 pooled by averaging their item scores: s̄_{m,k,i}. The difference of methods A and B is
 
-    D = mean_k mean_i (s̄_{A,k,i} - s̄_{B,k,i})
+    D = mean_k mean_s mean_i (s_{A,k,s,i} - s_{B,k,s,i})      (k: split seed, s: training seed, i: test item)
 
-and one bootstrap replicate redraws, in every split k independently, n_k item indices with replacement and
-recomputes D. The 95% interval is the 2.5 and 97.5 percentiles of the replicates (percentile bootstrap).
-A difference is called significant only where its interval excludes 0. Training-seed variance enters through
-the pooled average (it is not resampled), so the intervals are about the test sample, given these runs.
+**Hierarchical bootstrap** (:func:`hierarchical_difference`, what the report uses): one replicate redraws, in
+every split k independently, first the training seeds with replacement, then the n_k test items with
+replacement — the *same* seeds and items for A and B (paired) — and recomputes D. The interval therefore covers
+both the test sample and the run-to-run variance of training (initialisation, batch order, budget subsets):
+it says how D would vary with other test items *and* other training seeds, given the split. Split-to-split
+variance (several split seeds) enters as the average over splits, not resampled (two or three splits are too
+few to resample). With one training seed it is the item-only bootstrap (:func:`paired_difference`), exactly.
+
+The 95% interval is the 2.5 and 97.5 percentiles of the replicates (percentile bootstrap). The two-sided
+p-value is twice the share of replicates on the far side of 0, (k + 1) / (n_boot + 1) so that it is never 0
+(Davison & Hinkley 1997, ch. 4). A family of comparisons (methods x columns x metrics of the headline tables) is
+corrected by Holm's step-down method (Holm 1979, :func:`holm`), which holds the family-wise error rate at 5%
+without assuming independence; "significant" then means ``p_holm < 0.05``.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from . import metrics
 
 N_BOOTSTRAP = 2000
 CONFIDENCE = 0.95
 
 
 def item_scores(record: dict, metric: str, gold: dict) -> np.ndarray | None:
-    """Per-item scores of one run for a mean-type metric, or None where the run has none."""
-    items = record.get("items") or {}
+    """Per-item scores of one run for a mean-type metric (the table in :mod:`optical_ref.metrics`), or None."""
     split = gold.get(str(record["split_seed"]), {})
-    if metric == "intent_acc" and "pred" in items:
-        return (np.asarray(items["pred"]) == np.asarray(split[record["lang"]])).astype(float)
-    if metric == "knn_acc" and "knn_pred" in items:
-        return (np.asarray(items["knn_pred"]) == np.asarray(split[record["lang"]])).astype(float)
-    if metric == "en_acc" and "en_pred" in items:
-        return (np.asarray(items["en_pred"]) == np.asarray(split["en"])).astype(float)
-    if metric in ("mrr10", "recall1") and "rank" in items:
-        ranks = np.asarray(items["rank"], dtype=float)
-        return np.where(ranks <= 10, 1.0 / ranks, 0.0) if metric == "mrr10" else (ranks == 1).astype(float)
-    return None
+    return metrics.item_scores(metric, record.get("items") or {}, split.get(record["lang"]), split.get("en"))
 
 
 def pooled_scores(records, metric: str, gold: dict) -> dict:
@@ -48,6 +50,86 @@ def pooled_scores(records, metric: str, gold: dict) -> dict:
         if s is not None:
             by_split.setdefault(int(r["split_seed"]), []).append(s)
     return {k: np.mean(v, axis=0) for k, v in by_split.items()}
+
+
+def seed_scores(records, metric: str, gold: dict) -> dict:
+    """{split_seed: {training seed: item scores}} for the records of one method and column."""
+    by_split = {}
+    for r in records:
+        s = item_scores(r, metric, gold)
+        if s is not None:
+            by_split.setdefault(int(r["split_seed"]), {})[int(r["seed"])] = s
+    return by_split
+
+
+def paired_arrays(a: dict, b: dict) -> tuple:
+    """Two ``seed_scores`` results aligned on their common splits and training seeds: ({k: (S, n)}, {k: (S, n)})."""
+    out_a, out_b = {}, {}
+    for k in sorted(set(a) & set(b)):
+        seeds = sorted(set(a[k]) & set(b[k]))
+        if seeds:
+            out_a[k] = np.stack([a[k][s] for s in seeds])
+            out_b[k] = np.stack([b[k][s] for s in seeds])
+    return out_a, out_b
+
+
+def bootstrap_p(replicates: np.ndarray) -> float:
+    """Two-sided percentile-bootstrap p-value of "the difference is 0"."""
+    n = len(replicates)
+    far = min(np.sum(replicates <= 0), np.sum(replicates >= 0))
+    return float(min(1.0, 2 * (far + 1) / (n + 1)))
+
+
+def _summary(estimate, replicates, confidence, n_items, n_splits, **extra) -> dict:
+    alpha = (1 - confidence) / 2
+    low, high = (float(x) for x in np.quantile(replicates, [alpha, 1 - alpha]))
+    return {"diff": float(estimate), "low": low, "high": high, "significant": bool(low > 0 or high < 0),
+            "p": bootstrap_p(replicates), "n_items": int(n_items), "n_splits": int(n_splits), **extra}
+
+
+def hierarchical_difference(a: dict, b: dict, n_boot: int = N_BOOTSTRAP, seed: int = 0,
+                            confidence: float = CONFIDENCE) -> dict | None:
+    """Mean difference a - b with a paired bootstrap over training seeds, then test items (see the module text).
+
+    ``a``, ``b``: {split_seed: array (n_seeds, n_items)}; row s of ``a`` and of ``b`` belong to the same training
+    seed, column i to the same test item. Returns what :func:`paired_difference` returns, plus ``n_seeds``; None
+    when the two have no split in common."""
+    splits = sorted(set(a) & set(b))
+    if not splits:
+        return None
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for k in splits:
+        d = np.asarray(a[k], dtype=float) - np.asarray(b[k], dtype=float)
+        if d.ndim != 2 or d.size == 0:
+            raise ValueError(f"scores must be (n_seeds, n_items) arrays of the same shape for both methods, got "
+                             f"{np.shape(a[k])} and {np.shape(b[k])}")
+        diffs.append(d)
+    estimate = np.mean([d.mean() for d in diffs])
+    replicates = np.zeros(n_boot)
+    for d in diffs:
+        n_seeds, n_items = d.shape
+        seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds)) if n_seeds > 1 else np.zeros((n_boot, 1), int)
+        items = rng.integers(0, n_items, size=(n_boot, n_items))
+        per_seed = np.stack([d[s][items].mean(axis=1) for s in range(n_seeds)])   # (n_seeds, n_boot)
+        replicates += np.take_along_axis(per_seed, seeds.T, axis=0).mean(axis=0)
+    replicates /= len(diffs)
+    return _summary(estimate, replicates, confidence, sum(d.shape[1] for d in diffs), len(diffs),
+                    n_seeds=int(min(d.shape[0] for d in diffs)))
+
+
+def holm(p_values) -> list:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input order: sort ascending, multiply the j-th
+    smallest (j = 0, 1, ...) by (m - j), take the running maximum (monotone), cap at 1."""
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("holm needs a list of p-values in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order])) if m else p
+    out = np.empty(m)
+    out[order] = adjusted
+    return out.tolist()
 
 
 def paired_difference(a: dict, b: dict, n_boot: int = N_BOOTSTRAP, seed: int = 0,
@@ -70,13 +152,11 @@ def paired_difference(a: dict, b: dict, n_boot: int = N_BOOTSTRAP, seed: int = 0
         idx = rng.integers(0, d.size, size=(n_boot, d.size))
         replicates += d[idx].mean(axis=1)
     replicates /= len(diffs)
-    alpha = (1 - confidence) / 2
-    low, high = (float(x) for x in np.quantile(replicates, [alpha, 1 - alpha]))
-    return {"diff": estimate, "low": low, "high": high, "significant": bool(low > 0 or high < 0),
-            "n_items": int(sum(d.size for d in diffs)), "n_splits": len(diffs)}
+    return _summary(estimate, replicates, confidence, sum(d.size for d in diffs), len(diffs))
 
 
 def mean_interval(scores: dict, n_boot: int = N_BOOTSTRAP, seed: int = 0, confidence: float = CONFIDENCE) -> dict | None:
-    """The mean of one method's pooled item scores and its bootstrap interval (for confidence bands)."""
-    zero = {k: np.zeros_like(v) for k, v in scores.items()}
-    return paired_difference(scores, zero, n_boot, seed, confidence)
+    """The mean of one method's item scores ({split: (n_seeds, n_items)}) and its hierarchical bootstrap interval
+    (for confidence bands)."""
+    zero = {k: np.zeros_like(np.asarray(v, dtype=float)) for k, v in scores.items()}
+    return hierarchical_difference(scores, zero, n_boot, seed, confidence)

@@ -33,6 +33,17 @@ from .losses import kd_kl, kd_mse, ot_distill, supervised_ce
 from .methods import DISTILLATION_METHODS, METHODS  # noqa: F401 (re-exported for the tests)
 
 
+class TrainingDiverged(ValueError):
+    """A loss (or the model's outputs) became non-finite: the run stops and is recorded as failed, never scored."""
+
+
+def diverged_message(method: str, step: int, cfg) -> str:
+    knob = {"kd-kl": f"kd_temperature={cfg.kd_temperature}", "ot": f"ot_eps={cfg.ot_eps}",
+            "ot+kd": f"ot_eps={cfg.ot_eps}, kd_weight={cfg.kd_weight}"}.get(method)
+    return (f"{method} diverged at step {step}: the loss is not finite; lower lr={cfg.lr}"
+            + (f" or check {knob}" if knob else ""))
+
+
 def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> list:
     order = rng.permutation(n)
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
@@ -48,7 +59,7 @@ def train_teacher(encoder, head, tokenizer, train_texts, train_labels, dev_texts
     ``cfg.teacher_train == "head"``: the encoder stays as it is (a pretrained retrieval model) and only the
     linear intent head learns, on sentence embeddings computed once (see :func:`train_head_only`).
     """
-    from .evaluate import predict_intents
+    from .encoder import encode_sentences
 
     if cfg.teacher_train == "head":
         return train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed,
@@ -74,7 +85,10 @@ def train_teacher(encoder, head, tokenizer, train_texts, train_labels, dev_texts
             loss.backward()
             optimizer.step()
             total += loss.item() * len(idx)
-        dev_acc = float(np.mean(predict_intents(encoder, head, tokenizer, dev_texts, cfg.device) == np.asarray(dev_labels)))
+        with torch.no_grad():
+            head.eval()
+            dev_pred = head(encode_sentences(encoder, tokenizer, dev_texts, cfg.device).to(cfg.device)).argmax(-1)
+        dev_acc = float(np.mean(dev_pred.cpu().numpy() == np.asarray(dev_labels)))
         history.append({"epoch": epoch + 1, "train_loss": total / len(train_texts), "dev_acc": dev_acc})
         if dev_acc > best[0]:
             best = (dev_acc, copy.deepcopy((encoder.state_dict(), head.state_dict())))
@@ -89,7 +103,7 @@ def train_teacher(encoder, head, tokenizer, train_texts, train_labels, dev_texts
 def train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed, progress=None):
     """A linear probe: the encoder is frozen (its sentence embeddings are computed once, without dropout) and
     the head is trained on them for ``teacher_epochs`` epochs at ``head_lr``; the best English dev epoch is kept."""
-    from .evaluate import encode_sentences
+    from .encoder import encode_sentences
 
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -254,6 +268,8 @@ def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, c
                 break
             s = student(student.batch(tokenizer, [target_texts[i] for i in idx], cfg.device))
             loss = compute_loss(s, idx, head=head, teacher=teacher, labels=labels, cfg=cfg)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(diverged_message(method, step + 1, cfg))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

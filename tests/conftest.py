@@ -63,3 +63,13 @@ def official_zip(path: Path, extra_member=None, langs=tuple(LANGS6), rows=120, g
         if extra_member:
             zf.writestr(extra_member, "evil")
     return path
+
+
+def cli_error(capsys, argv) -> str:
+    """Run the command line on ``argv``, expecting the one-line error of bad input (exit 2); returns that line."""
+    from optical_ref.__main__ import main
+    capsys.readouterr()
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: "), (code, err)
+    return err

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import cli_error
 import torch
 
 from optical_ref.compare import make_config, run_comparison
@@ -161,37 +162,33 @@ def test_a_foreign_teacher_in_the_output_folder_is_never_reused(tiny_data, tmp_p
 
 
 @pytest.mark.parametrize("damage", ["teacher.json", "weights.pt", "config.json"])
-def test_damaged_run_files_are_named_with_how_to_recover(tiny_data, tmp_path, damage):
+def test_damaged_run_files_are_named_with_how_to_recover(tiny_data, tmp_path, damage, capsys):
     from optical_ref.__main__ import main
     out = tmp_path / "out"
     cfg = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data), train_overrides=TINY)
     run_comparison(cfg, out, progress_bars=False)
     path = out / "config.json" if damage == "config.json" else out / "teacher" / "split-0" / damage
     path.write_bytes(path.read_bytes()[:20])
-    with pytest.raises(SystemExit) as err:
-        main(["compare", "--resume", str(out)])
-    assert str(path) in str(err.value.code) and ("delete" in str(err.value.code) or "afresh" in str(err.value.code))
+    message = cli_error(capsys, ["compare", "--resume", str(out)])
+    assert str(path) in message and ("delete" in message or "afresh" in message)
 
 
-def test_resume_refuses_flags_that_contradict_the_saved_configuration(tiny_data, tmp_path):
+def test_resume_refuses_flags_that_contradict_the_saved_configuration(tiny_data, tmp_path, capsys):
     from optical_ref.__main__ import main
     out = tmp_path / "out"
     run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
                                train_overrides=TINY), out, progress_bars=False)
-    with pytest.raises(SystemExit) as err:
-        main(["compare", "--resume", str(out), "--seeds", "7"])
-    assert "--seeds differ(s) from the saved configuration" in str(err.value.code)
-    with pytest.raises(SystemExit) as err:
-        main(["compare", "--resume", str(out), "--set", "lr=0.1"])
-    assert "--set" in str(err.value.code)
+    message = cli_error(capsys, ["compare", "--resume", str(out), "--seeds", "7"])
+    assert "--seeds differ(s) from the saved configuration" in message
+    message = cli_error(capsys, ["compare", "--resume", str(out), "--set", "lr=0.1"])
+    assert "--set" in message
 
 
-def test_an_out_that_is_a_file_is_one_clear_line(tmp_path):
+def test_an_out_that_is_a_file_is_one_clear_line(tmp_path, capsys):
     from optical_ref.__main__ import main
     (tmp_path / "taken").write_text("x")
-    with pytest.raises(SystemExit) as err:
-        main(["compare", "--out", str(tmp_path / "taken"), "--methods", "zero-shot", "--langs", "de"])
-    assert "is a file, not a folder" in str(err.value.code)
+    message = cli_error(capsys, ["compare", "--out", str(tmp_path / "taken"), "--methods", "zero-shot", "--langs", "de"])
+    assert "is a file, not a folder" in message
 
 
 @pytest.mark.parametrize("make", ["empty", "not-a-model"])

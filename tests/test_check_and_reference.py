@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from optical_ref import reference
-from optical_ref.check import EXERCISES, check_exercise, load_function, run_cases
+from optical_ref.exercises import EXERCISES, check_exercise, load_function, run_cases
 
 INSTRUCTOR = Path(__file__).resolve().parents[1] / "instructor"
 sys.path.insert(0, str(INSTRUCTOR))
@@ -286,25 +286,41 @@ def test_a_crash_names_the_students_line_not_the_checkers(tmp_path):
     assert all("mine.py:3" in r.line() for r in results)
 
 
-def test_the_import_graph_has_no_loop():
+def package_import_graph() -> dict:
+    """{module: modules of the package it imports (relative or absolute imports, at any depth of the file)}."""
     import ast
     from pathlib import Path
 
     package = Path(__file__).resolve().parents[1] / "optical_ref"
+
+    def name_of(path):
+        return ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+
+    names = {name_of(p) for p in package.rglob("*.py")}
     graph = {}
     for path in package.rglob("*.py"):
-        name = ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+        name = name_of(path)
         base = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         deps = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level:
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
                 parts = base.split(".")[: len(base.split(".")) - node.level + 1]
                 target = ".".join(parts + ([node.module] if node.module else []))
-                deps.add(target if any(target == ".".join(p.relative_to(package.parent).with_suffix("").parts)
-                                       .removesuffix(".__init__") for p in package.rglob("*.py")) else target.rsplit(".", 1)[0])
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("optical_ref"):
-                deps.add(node.module)
+            elif node.module and node.module.startswith("optical_ref"):
+                target = node.module
+            else:
+                continue
+            for alias in node.names:   # `from . import ot` imports the module optical_ref.ot
+                deps.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in names else
+                         target if target in names else target.rsplit(".", 1)[0])
         graph[name] = {d for d in deps if d != name}
+    return graph
+
+
+def test_the_import_graph_has_no_loop():
+    graph = package_import_graph()
 
     def reaches(start, goal, seen):
         for d in graph.get(start, ()):
@@ -316,6 +332,33 @@ def test_the_import_graph_has_no_loop():
     # a package __init__ that imports its own submodules is not a loop we care about
     loops = [(a, b) for a, b in loops if not (b.startswith(a + ".") or a.startswith(b + "."))]
     assert not loops, loops
+
+
+def test_every_module_imports_only_modules_listed_above_it_in_the_readme():
+    """The README's module table is in dependency order: data flows one way, top to bottom."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| module | what it is |"):].split("\n\n", 1)[0]
+    row_of = {}
+    for row, line in enumerate(table.splitlines()):
+        cell = line.split("|")[1] if line.startswith("|") else ""
+        for k, item in enumerate(re.findall(r"`([^`]+)`", cell)):
+            item = item if k == 0 or item.startswith("optical_ref/") else "optical_ref/" + item
+            row_of[item.removesuffix("/").removesuffix(".py").replace("/", ".")] = row
+
+    def row(module):
+        while module not in row_of and "." in module:
+            module = module.rsplit(".", 1)[0]          # optical_ref.data.mtop -> the row of optical_ref/data/
+        return row_of.get(module)
+
+    graph = package_import_graph()
+    unlisted = sorted(m for m in graph if m != "optical_ref" and row(m) is None)
+    assert not unlisted, f"modules missing from the README's module table: {unlisted}"
+    upward = [(m, d) for m, deps in graph.items() for d in deps
+              if d != "optical_ref" and m != "optical_ref" and row(d) > row(m)]
+    assert not upward, f"these imports reach down the README's table (list the module lower, or move the code): {upward}"
 
 
 # ------------------------------------------------------------------------------------------------

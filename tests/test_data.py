@@ -6,7 +6,7 @@ import pytest
 
 from optical_ref.data import (DataFormatError, bitext_budget, find_data_dir, load_conllu, load_mtod,
                               load_mtod_bitext, load_mtop_json, load_mtop_tsv, reduced_mtop)
-from optical_ref.data.fetch import fetch_mtop
+from optical_ref.data.fetch import fetch
 from optical_ref.data.paths import holds_data
 from optical_ref.data.splits import official_mtop
 from optical_ref.data.summary import summarize
@@ -236,11 +236,15 @@ def test_reduced_mtop_default_sizes_on_the_shared_data():
 # ------------------------------------------------------------------------------------------------
 # The official release and its fetcher, end to end with a file:// URL
 # ------------------------------------------------------------------------------------------------
+def fetch_official(data_dir, url, sha256=None):
+    fetch("mtop-official", data_dir, url=url, sha256=sha256, force=True, progress=lambda *_: None)
+
+
 def test_fetch_unpacks_the_official_release_and_the_full_experiment_reads_it(tmp_path):
     archive = official_zip(tmp_path / "mtop.zip")
     import hashlib
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    fetch_mtop(tmp_path / "data", archive.as_uri(), sha256=digest, progress=lambda *_: None)
+    fetch_official(tmp_path / "data", archive.as_uri(), sha256=digest)
     assert (tmp_path / "data" / "mtop" / "th" / "eval.txt").is_file()
     data = official_mtop(tmp_path / "data", langs=["en", "th"], min_per_intent=3)
     assert len(data.train_ids) == 120 and data.intents == ["GET_WEATHER", "SET_ALARM"]
@@ -248,12 +252,12 @@ def test_fetch_unpacks_the_official_release_and_the_full_experiment_reads_it(tmp
 
 def test_fetch_refuses_a_wrong_checksum_and_leaves_good_files(tmp_path):
     archive = official_zip(tmp_path / "mtop.zip")
-    fetch_mtop(tmp_path / "data", archive.as_uri(), progress=lambda *_: None)
+    fetch_official(tmp_path / "data", archive.as_uri())
     before = (tmp_path / "data" / "mtop" / "en" / "test.txt").read_bytes()
     with pytest.raises(ValueError, match="checksum mismatch"):
-        fetch_mtop(tmp_path / "data", archive.as_uri(), sha256="0" * 64, progress=lambda *_: None)
+        fetch_official(tmp_path / "data", archive.as_uri(), sha256="0" * 64)
     with pytest.raises(ValueError, match="could not download"):
-        fetch_mtop(tmp_path / "data", (tmp_path / "absent.zip").as_uri(), progress=lambda *_: None)
+        fetch_official(tmp_path / "data", (tmp_path / "absent.zip").as_uri())
     assert (tmp_path / "data" / "mtop" / "en" / "test.txt").read_bytes() == before
 
 
@@ -261,7 +265,7 @@ def test_fetch_refuses_a_wrong_checksum_and_leaves_good_files(tmp_path):
 def test_fetch_refuses_archive_members_that_would_land_outside(tmp_path, member):
     archive = official_zip(tmp_path / "mtop.zip", extra_member=member)
     with pytest.raises(ValueError, match="outside the target directory"):
-        fetch_mtop(tmp_path / "data", archive.as_uri(), progress=lambda *_: None)
+        fetch_official(tmp_path / "data", archive.as_uri())
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "data" / "mtop" / "en").exists()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED, official_zip, write_tiny_mtop
+from conftest import SHARED, cli_error, official_zip, write_tiny_mtop
 from optical_ref.data.fetch import DATASETS, FetchError, ensure_available, fetch
 from optical_ref.data.paths import holds_data
 
@@ -91,9 +91,8 @@ def test_offline_refuses_to_download_and_keeps_the_clear_error(tmp_path, monkeyp
 
 def test_the_command_line_offline_flag_fails_at_once_in_one_line(tmp_path, capsys):
     from optical_ref.__main__ import main
-    with pytest.raises(SystemExit) as err:
-        main(["compare", "--offline", "--data-dir", str(tmp_path / "nowhere")])
-    assert "could not find the mtop data" in str(err.value.code) and "offline" in str(err.value.code)
+    message = cli_error(capsys, ["compare", "--offline", "--data-dir", str(tmp_path / "nowhere")])
+    assert "could not find the mtop data" in message and "offline" in message
 
 
 # ---- the official release: a partial or damaged archive never replaces good files -------------------

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from optical_ref.check import EXERCISES, check_exercise
-from optical_ref.grade import grade, write_csv
+from optical_ref.exercises import EXERCISES, check_exercise
+from optical_ref.check import grade, write_csv
 from optical_ref.reference import load
 
 # A student who solved every exercise with their own code (numpy / torch only; ot-loss may call a solver).
@@ -146,7 +146,7 @@ def test_the_score_table_has_one_row_per_student_and_the_documented_json(graded,
 
 
 def test_hidden_cases_are_reproducible_from_the_printed_seed_and_change_with_it(tmp_path):
-    from optical_ref.grade import hidden_cases
+    from optical_ref.reference.hidden import hidden_cases
     first = hidden_cases("sinkhorn", np.random.default_rng(5), 4)
     again = hidden_cases("sinkhorn", np.random.default_rng(5), 4)
     other = hidden_cases("sinkhorn", np.random.default_rng(6), 4)
@@ -207,9 +207,9 @@ def test_batched_sinkhorn_mistakes_are_named():
 
 
 def test_nan_in_padding_and_an_unnormalised_cosine_are_named():
-    from optical_ref.grade import hidden_cases
+    from optical_ref.reference.hidden import hidden_cases
     from optical_ref.ot_torch import sinkhorn
-    from optical_ref.check import run_cases
+    from optical_ref.exercises import run_cases
 
     def never_cleans(C, mask_a, mask_b, eps):
         log_a = torch.log(mask_a / mask_a.sum(1, keepdim=True))

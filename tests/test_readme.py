@@ -2,6 +2,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -34,10 +36,30 @@ def test_readme_results_tables_are_the_ones_the_presets_produced():
         assert table.strip() in summary, f"a README table differs from {source}; copy it again after a rerun"
 
 
-def test_readme_benchmark_tables_are_the_saved_benchmark_outputs():
+def _benchmark_rows(name):
+    """The rows a saved benchmark JSON prints, as (first cells, numbers) the README's tables must show."""
     import json
+    data = json.loads((README.parent / "tutorials" / "results" / name).read_text(encoding="utf-8"))
+    if "numpy_vs_pot" in data:
+        for r in data["numpy_vs_pot"]:
+            yield [str(r["n"]), r["method"], f"{r['ours_ms_per_iter']:.4f}", f"{r['pot_ms_per_iter']:.4f}",
+                   f"{r['ratio']:.2f}x"]
+        for r in data["batched"]:
+            yield [f"{r['n']}x{r['n']}", r["method"], f"{r['torch_ms']:.2f}", f"{r['pot_loop_ms']:.1f}",
+                   f"{r['pot_batch_ms']:.2f}", f"{r['speedup_vs_pot_loop']:.1f}x", f"{r['speedup_vs_pot_batch']:.2f}x",
+                   f"{r['padding_overhead']:.2f}x"]
+    for method, r in (data.get("methods") or {}).items():
+        yield [method, f"{r['ms_per_step']:.1f}", f"{r['relative_to_kd_mse']:.2f}x"]
+
+
+@pytest.mark.parametrize("name", ["bench_sinkhorn.json", "bench_distill.json", "bench_distill_e5.json"])
+def test_readme_benchmark_tables_are_the_saved_benchmark_outputs(name):
     text = README.read_text(encoding="utf-8")
-    for name in ("bench_sinkhorn.json", "bench_distill.json"):
-        path = README.parent / "tutorials" / "results" / name
-        assert path.is_file() and name in text
-        json.loads(path.read_text(encoding="utf-8"))
+    assert name in text, f"the README should name {name}, the file its benchmark table comes from"
+    lines = [line.split() for line in text.splitlines()]
+    rows = list(_benchmark_rows(name))
+    assert rows
+    for row in rows:
+        cells = " ".join(row).split()     # method names such as "ot (unrolled grad)" span several cells
+        assert any(line[-len(cells):] == cells or line[:len(cells)] == cells for line in lines), \
+            f"README shows no row {' '.join(row)!r} of {name}; copy the benchmark's output again"

@@ -3,8 +3,8 @@ items, the best-KD reference, win/tie/loss counting."""
 import numpy as np
 import pytest
 
-from optical_ref.report import differences, win_tie_loss
-from optical_ref.stats import item_scores, paired_difference, pooled_scores
+from optical_ref.report import analyse, differences, win_tie_loss
+from optical_ref.stats import item_scores, paired_difference, pooled_scores, seed_scores
 
 
 def test_identical_methods_give_an_interval_that_contains_zero():
@@ -26,6 +26,13 @@ def test_pairing_makes_a_small_consistent_gain_significant_where_unpaired_noise_
     a, b = hard + 0.02, hard                      # a is better on every item by 0.02
     d = paired_difference({0: a}, {0: b})
     assert d["significant"] and d["low"] > 0
+    # the unpaired interval: each method's items resampled on their own, as if from different test sets
+    boot = np.random.default_rng(0)
+    replicates = [a[boot.integers(0, a.size, a.size)].mean() - b[boot.integers(0, b.size, b.size)].mean()
+                  for _ in range(2000)]
+    low, high = np.quantile(replicates, [0.025, 0.975])
+    assert low < 0 < high, "unpaired, the item noise hides the gain"
+    assert d["high"] - d["low"] < (high - low) / 10
 
 
 def test_the_interval_narrows_with_more_test_items():
@@ -59,13 +66,84 @@ def test_training_seeds_are_pooled_per_item_before_resampling():
     assert pooled[0].tolist() == [1.0, 0.5]
 
 
-def test_ot_is_compared_with_the_best_kd_method_of_its_column_and_wins_only_when_significant():
-    n = 400
+def test_training_seeds_stay_apart_for_the_hierarchical_bootstrap():
+    gold = {"0": {"de": [1, 1]}}
+    scores = seed_scores([_record("ot", [1, 0], seed=0), _record("ot", [1, 1], seed=1)], "intent_acc", gold)
+    assert {s: v.tolist() for s, v in scores[0].items()} == {0: [1.0, 0.0], 1: [1.0, 1.0]}
+
+
+def _column(n=400):
     gold = {"0": {"de": [1] * n}}
     good, worse = [1] * n, [1] * (n - 100) + [0] * 100
-    records = [_record("kd-mse", worse), _record("kd-kl", worse[:-20] + [1] * 20), _record("ot", good)]
+    records = [_record("zero-shot", worse), _record("kd-mse", worse), _record("kd-kl", [1] * n), _record("ot", good)]
     for r in records:
         r["intent_acc"] = float(np.mean(np.asarray(r["items"]["pred"]) == 1))
-    diffs = differences(records, gold, "intent_acc")
-    assert diffs[("ot", ("de", "all"), "best-kd")]["reference"] == "kd-kl"
-    assert win_tie_loss(records, diffs, "ot") == (1, 0, 0)
+    return records, gold
+
+
+def test_the_reference_is_declared_kd_mse_even_when_another_kd_method_is_better_on_test():
+    records, gold = _column()
+    analysis = analyse(records, gold)
+    assert analysis["reference"] == "kd-mse" and analysis["reference_chosen_on"] == "declared"
+    assert analysis["correction"] == "holm" and analysis["bootstrap"] == "seeds, then items"
+    diffs = differences(records, gold, "intent_acc", "kd-mse")
+    assert diffs[("ot", ("de", "all"))]["reference"] == "kd-mse" and win_tie_loss(records, diffs, "ot") == (1, 0, 0)
+
+
+def test_every_declared_comparison_carries_p_and_p_holm_and_the_family_is_listed():
+    records, gold = _column()
+    analysis = analyse(records, gold)
+    family = analysis["family"]
+    # kd-kl and ot against kd-mse (zero-shot is not a member), on the headline metrics the records have
+    assert family["metrics"] == ["mrr10", "intent_acc"] and family["size"] == len(family["members"]) == 4
+    for key, d in analysis["to_reference"]["intent_acc"].items():
+        if not key.startswith("zero-shot"):
+            assert 0 <= d["p"] <= d["p_holm"] <= 1 and d["in_family"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Seeds inside the interval, and Holm's correction
+# ------------------------------------------------------------------------------------------------
+def test_with_one_seed_the_hierarchical_bootstrap_is_the_item_bootstrap():
+    from optical_ref.stats import hierarchical_difference
+    rng = np.random.default_rng(4)
+    a, b = rng.random((1, 300)), rng.random((1, 300))
+    assert hierarchical_difference({0: a}, {0: b}) == {**paired_difference({0: a[0]}, {0: b[0]}), "n_seeds": 1}
+
+
+def test_opposite_per_seed_effects_widen_the_interval():
+    from optical_ref.stats import hierarchical_difference
+    rng = np.random.default_rng(5)
+    base = rng.random((4, 500))
+    consistent = base + 0.05
+    opposite = base + np.array([[0.15], [-0.05], [0.15], [-0.05]])    # the same mean gain, seeds disagree
+    calm = hierarchical_difference({0: consistent}, {0: base})
+    wild = hierarchical_difference({0: opposite}, {0: base})
+    assert calm["diff"] == pytest.approx(wild["diff"]) and calm["significant"]
+    assert (wild["high"] - wild["low"]) > 3 * (calm["high"] - calm["low"])
+    pooled = paired_difference({0: opposite.mean(0)}, {0: base.mean(0)})   # seeds averaged away: too narrow
+    assert (pooled["high"] - pooled["low"]) < (wild["high"] - wild["low"]) / 3
+
+
+def test_the_hierarchical_bootstrap_keeps_seeds_and_items_paired():
+    from optical_ref.stats import hierarchical_difference
+    rng = np.random.default_rng(6)
+    noise = rng.normal(size=(3, 400))                    # shared by both methods, per seed and item
+    d = hierarchical_difference({0: noise + 0.01}, {0: noise})
+    assert d["low"] == pytest.approx(0.01) and d["high"] == pytest.approx(0.01) and d["p"] < 0.01
+
+
+def test_holm_matches_a_hand_worked_example():
+    from optical_ref.stats import holm
+    # sorted p: 0.01, 0.02, 0.03, 0.04 -> x4, x3, x2, x1 = 0.04, 0.06, 0.06, 0.04 -> running max 0.04, 0.06, 0.06, 0.06
+    assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])                # capped at 1
+    assert holm([]) == []
+    with pytest.raises(ValueError):
+        holm([0.1, float("nan")])
+
+
+def test_bootstrap_p_is_small_only_when_zero_is_far_outside():
+    from optical_ref.stats import bootstrap_p
+    assert bootstrap_p(np.linspace(0.1, 0.2, 999)) == pytest.approx(2 / 1000)
+    assert bootstrap_p(np.linspace(-1, 1, 1001)) == pytest.approx(1.0)

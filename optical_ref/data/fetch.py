@@ -320,16 +320,15 @@ def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | Non
 def ensure_available(dataset: str, data_dir=None, *, offline=None, progress=print) -> Path:
     """The data directory holding ``dataset`` ("mtop" or "mtod"); fetched into the user cache (or into
     ``data_dir`` when one is given) only when no copy is found and downloads are allowed."""
-    from .paths import find_data_dir
+    from .paths import DataNotFoundError, find_data_dir
 
     try:
         return find_data_dir(data_dir, dataset)
-    except FileNotFoundError as err:
+    except DataNotFoundError as err:
         if is_offline(offline):
             raise FileNotFoundError(f"{err}\n(offline: --offline or {OFFLINE_VAR}=1 forbids downloading it)") from None
-        missing = err
+        places = ", ".join(str(path) for path, _, _ in err.places)
     name = FOR_COMPARE[dataset]
-    places = ", ".join(origin.split(" (")[0].strip(" -") for origin in str(missing).splitlines()[1:] if origin.startswith("  - "))
     progress(f"[data] no copy of {dataset} in any place looked ({places}); fetching {name} once")
     root = fetch(name, data_dir, progress=progress)
     return find_data_dir(root, dataset)
@@ -346,9 +345,3 @@ def main(args) -> int:
             continue   # not pinned: fetched only when asked for by name
         fetch(name, args.data_dir, url=args.url, sha256=args.sha256, force=args.force)
     return 0
-
-
-# the previous round's API (the ``fetch-mtop`` command is gone; ``fetch mtop-official`` replaces it)
-def fetch_mtop(data_dir, url: str = OFFICIAL_MTOP_URL, sha256: str | None = None, progress=print) -> Path:
-    fetch("mtop-official", data_dir, url=url, sha256=sha256, force=True, progress=progress)
-    return Path(data_dir) / "mtop"

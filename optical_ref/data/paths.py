@@ -37,20 +37,28 @@ def holds_data(path: Path, dataset: str | None = None) -> bool:
     return {"mtop": mtop, "mtod": mtod, None: mtop or mtod}[dataset]
 
 
+class DataNotFoundError(FileNotFoundError):
+    """No candidate place holds the data; ``places`` lists every (path, origin, state) looked at, as data."""
+
+    def __init__(self, message: str, places: list):
+        super().__init__(message)
+        self.places = places
+
+
 def find_data_dir(data_dir=None, dataset: str | None = None) -> Path:
     """Return the first candidate directory that holds the data (``dataset``: "mtop", "mtod" or any)."""
-    tried = []
+    places = []
     for path, origin in candidate_dirs(data_dir):
         if holds_data(path, dataset):
             return path.resolve()
         state = ("is a file, not a directory" if path.is_file() else "no such directory" if not path.is_dir()
                  else "no " + (dataset or "mtop/ or mtod/") + " data in it")
-        tried.append(f"  - {path} ({origin}): {state}")
+        places.append((path, origin, state))
     what = dataset or "MTOP or MTOD"
-    raise FileNotFoundError(
-        f"could not find the {what} data. Looked in:\n" + "\n".join(tried) + "\n"
+    raise DataNotFoundError(
+        f"could not find the {what} data. Looked in:\n"
+        + "\n".join(f"  - {path} ({origin}): {state}" for path, origin, state in places) + "\n"
         "Fix: pass --data-dir DIR (or set $OPTICAL_REF_DATA) to a folder with mtop/dev.json, mtop/test.json and "
         "mtod/; the project's shared copy lives in ../shared/data beside the repository. With network access, "
         "`python -m optical_ref fetch mtop-reduced` (or mtod, all) downloads a verified copy into the user cache "
-        "(compare and data-summary do this by themselves unless --offline / OPTICAL_REF_OFFLINE=1)."
-    )
+        "(compare and data-summary do this by themselves unless --offline / OPTICAL_REF_OFFLINE=1).", places)

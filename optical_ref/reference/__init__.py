@@ -35,6 +35,7 @@ FILE.py:FUNCTION --kind KIND`` checks an outside implementation against them.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,19 +44,6 @@ from .. import __version__
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = ("reference.schema.json", "results.schema.json")   # the formats, beside the files
-KINDS = ("sinkhorn", "sinkhorn_fixed", "exact_ot", "batched_sinkhorn", "frobenius", "kd_mse", "kd_kl", "ot_loss")
-SIGNATURES = {
-    "sinkhorn": "plan = f(a, b, C, eps)",
-    "sinkhorn_fixed": "plan = f(a, b, C, eps, n_iter)  (exactly n_iter iterations from f = g = 0)",
-    "exact_ot": "(plan, cost) = f(a, b, C)",
-    "batched_sinkhorn": "plan = f(C, mask_a, mask_b, eps)  (torch tensors; uniform weights on real entries)",
-    "frobenius": "value = f(P, C)",
-    "kd_mse": "value = f(student, teacher)",
-    "kd_kl": "value = f(student_logits, teacher_logits, T)",
-    "ot_loss": "losses = f(X, Y, mask_x, mask_y, eps)  (torch tensors; one loss per pair)",
-}
-
-
 def _lists(x):
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -64,7 +52,8 @@ def _lists(x):
     return x
 
 
-def _case(name, inputs, expected, tolerance):
+def case(name, inputs, expected, tolerance):
+    """One reference case: arrays as nested lists, every expected field with its absolute tolerance."""
     return {"name": name, "inputs": {k: _lists(v) for k, v in inputs.items()},
             "expected": {k: _lists(v) for k, v in expected.items()}, "tolerance": tolerance}
 
@@ -72,6 +61,14 @@ def _case(name, inputs, expected, tolerance):
 # --------------------------------------------------------------------------------------------------
 # Building the cases from the library
 # --------------------------------------------------------------------------------------------------
+def clear_assignment_cost(rng: np.random.Generator, n: int = 4) -> np.ndarray:
+    """An n x n cost with one clear optimal assignment (a random permutation costs 0..2, the rest 5..10), so
+    that Sinkhorn converges in few iterations even at eps = 1e-3 x max C."""
+    C = 10 * (0.5 + 0.5 * rng.random((n, n)))
+    C[np.arange(n), rng.permutation(n)] = 2 * rng.random(n)
+    return C
+
+
 def _problems():
     rng = np.random.default_rng(2024)
     a5 = rng.random(5) + 0.1
@@ -80,8 +77,7 @@ def _problems():
     C88 = rng.random((8, 8))
     a6, b6, C66 = rng.random(6) + 0.1, rng.random(6) + 0.1, rng.random((6, 6))
     # small eps (1e-3 of max C) with a clear optimal assignment, so that Sinkhorn converges in few steps
-    C44 = 10 * (0.5 + 0.5 * rng.random((4, 4)))
-    C44[np.arange(4), rng.permutation(4)] = 2 * rng.random(4)
+    C44 = clear_assignment_cost(rng)
     return [
         ("pot-docstring-2x2", [0.5, 0.5], [0.5, 0.5], [[0.0, 1.0], [1.0, 0.0]], 1.0),
         ("random-5x7-eps0.1", a5 / a5.sum(), b7 / b7.sum(), C57, 0.1),
@@ -102,7 +98,7 @@ def build_sinkhorn():
     for name, a, b, C, eps in _problems():
         res = sinkhorn(a, b, C, eps, tol=1e-12, max_iter=1_000_000)
         f = np.where(np.isfinite(res.f), res.f, None)
-        cases.append(_case(name, {"a": np.asarray(a, float), "b": np.asarray(b, float), "C": np.asarray(C, float),
+        cases.append(case(name, {"a": np.asarray(a, float), "b": np.asarray(b, float), "C": np.asarray(C, float),
                                   "eps": eps},
                            {"plan": res.plan, "f": f, "g": res.g, "cost": res.cost},
                            {"plan": 1e-7, "cost": 1e-7, "f_g_up_to_constant": 1e-6}))
@@ -120,7 +116,7 @@ def build_sinkhorn_fixed():
         C = cosine_cost(rng.normal(size=(n, 16)), rng.normal(size=(m, 16)))
         a, b = np.full(n, 1 / n), np.full(m, 1 / m)
         res = sinkhorn(a, b, C, 0.05, n_iter=n_iter)
-        cases.append(_case(name, {"a": a, "b": b, "C": C, "eps": 0.05, "n_iter": n_iter},
+        cases.append(case(name, {"a": a, "b": b, "C": C, "eps": 0.05, "n_iter": n_iter},
                            {"plan": res.plan, "f": res.f, "g": res.g, "cost": res.cost},
                            {"plan": 1e-9, "cost": 1e-9, "f_g_up_to_constant": 1e-9}))
     return cases
@@ -133,11 +129,11 @@ def build_exact_ot():
     for n in (3, 6):
         C = rng.random((n, n))
         plan, cost = exact_ot(None, None, C)
-        cases.append(_case(f"permutation-{n}x{n}", {"a": np.full(n, 1 / n), "b": np.full(n, 1 / n), "C": C},
+        cases.append(case(f"permutation-{n}x{n}", {"a": np.full(n, 1 / n), "b": np.full(n, 1 / n), "C": C},
                            {"plan": plan, "cost": cost}, {"plan": 1e-8, "cost": 1e-9}))
     a, b, C = np.array([0.5, 0.3, 0.2]), np.array([0.6, 0.4]), np.array([[0.0, 2.0], [1.0, 0.5], [3.0, 1.0]])
     plan, cost = exact_ot(a, b, C)
-    cases.append(_case("unequal-3x2", {"a": a, "b": b, "C": C}, {"plan": plan, "cost": cost},
+    cases.append(case("unequal-3x2", {"a": a, "b": b, "C": C}, {"plan": plan, "cost": cost},
                        {"plan": 1e-8, "cost": 1e-9}))
     return cases
 
@@ -168,7 +164,7 @@ def build_batched_sinkhorn():
                        grad="envelope")
         res.cost.sum().backward()
         name = f"padded-batch-eps{eps}" + ("-garbage-1e6-in-padding" if garbage is not None else "")
-        cases.append(_case(name, {"C": C, "mask_a": mask_a, "mask_b": mask_b, "eps": eps},
+        cases.append(case(name, {"C": C, "mask_a": mask_a, "mask_b": mask_b, "eps": eps},
                            {"plan": res.plan, "cost": res.cost, "envelope_grad_C": C.grad},
                            {"plan": 1e-7, "cost": 1e-7, "envelope_grad_C": 1e-7}))
     return cases
@@ -187,7 +183,7 @@ def build_frobenius():
         P, C = rng.random(shape), rng.random(shape)
         if name.startswith("sparse"):
             P[P < 0.5] = 0.0
-        cases.append(_case(name, {"P": P, "C": C}, {"value": frobenius(P, C)}, {"value": 1e-12}))
+        cases.append(case(name, {"P": P, "C": C}, {"value": frobenius(P, C)}, {"value": 1e-12}))
     return cases
 
 
@@ -198,7 +194,7 @@ def build_kd_mse():
     cases = []
     for shape in ((4, 6), (1, 3), (8, 2)):
         s, t = torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
-        cases.append(_case(f"random-{shape[0]}x{shape[1]}", {"student": s, "teacher": t},
+        cases.append(case(f"random-{shape[0]}x{shape[1]}", {"student": s, "teacher": t},
                            {"value": float(kd_mse(s, t))}, {"value": 1e-10}))
     return cases
 
@@ -208,7 +204,7 @@ def build_kd_kl():
     from ..losses import kd_kl
     g = torch.Generator().manual_seed(6)
     zs, zt = torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randn(4, 5, generator=g, dtype=torch.float64)
-    return [_case(f"random-4x5-T{T}", {"student_logits": zs, "teacher_logits": zt, "T": T},
+    return [case(f"random-4x5-T{T}", {"student_logits": zs, "teacher_logits": zt, "T": T},
                   {"value": float(kd_kl(zs, zt, T))}, {"value": 1e-10}) for T in (1.0, 2.0, 4.0)]
 
 
@@ -228,33 +224,51 @@ def build_ot_loss():
         losses = ot_loss(X, Y, mask_x, mask_y, eps=eps, tol=1e-12, max_iter=1_000_000, grad="envelope")
         losses.sum().backward()
         name = f"padded-3-pairs-eps{eps}-d{d}" + ("-garbage-in-padding" if garbage is not None else "")
-        cases.append(_case(name, {"X": X, "Y": Y, "mask_x": mask_x, "mask_y": mask_y, "eps": eps},
+        cases.append(case(name, {"X": X, "Y": Y, "mask_x": mask_x, "mask_y": mask_y, "eps": eps},
                            {"losses": losses, "envelope_grad_X": X.grad}, {"losses": 1e-7, "envelope_grad_X": 1e-6}))
     return cases
 
 
-BUILDERS = {"sinkhorn": build_sinkhorn, "sinkhorn_fixed": build_sinkhorn_fixed, "exact_ot": build_exact_ot, "batched_sinkhorn": build_batched_sinkhorn,
-            "frobenius": build_frobenius, "kd_mse": build_kd_mse, "kd_kl": build_kd_kl, "ot_loss": build_ot_loss}
-DESCRIPTIONS = {
-    "sinkhorn": "Entropic OT, converged (row-marginal L1 error <= 1e-12). f, g are defined up to an additive "
-                "constant (f + c, g - c); null marks -inf.",
-    "sinkhorn_fixed": "Log-domain Sinkhorn from f = g = 0, exactly n_iter iterations (each: f update, then g "
-                      "update), as in training; not converged, so the rows do not yet sum to a. f, g up to an "
-                      "additive constant.",
-    "exact_ot": "Unregularised OT by linear programming.",
-    "batched_sinkhorn": "Padded batches; mask True = real entry; the plan is exactly 0 on padding. "
-                        "envelope_grad_C = d sum(cost) / d C with the plan held fixed (= the plan).",
-    "frobenius": "<P, C>_F = sum_ij P_ij C_ij.",
-    "kd_mse": "mean over all entries of (student - teacher)^2.",
-    "kd_kl": "T^2 * KL(softmax(teacher/T) || softmax(student/T)), mean over the batch.",
-    "ot_loss": "Per pair <P, C>_F with C_ij = 1 - cos(x_i, y_j) over real tokens, uniform marginals, converged "
-               "plan; envelope_grad_X = d sum(losses) / d X with P held fixed.",
-}
+@dataclass(frozen=True)
+class ReferenceKind:
+    """One kind of reference computation: how an implementation is called, what it means, how cases are built.
+    (How results are compared is the engine's record of the same name, :mod:`optical_ref.reference.engine`.)"""
+    name: str
+    signature: str
+    description: str
+    builder: object
+
+
+REFERENCE_KINDS = {k.name: k for k in (
+    ReferenceKind("sinkhorn", "plan = f(a, b, C, eps)",
+                  "Entropic OT, converged (row-marginal L1 error <= 1e-12). f, g are defined up to an additive "
+                  "constant (f + c, g - c); null marks -inf.", build_sinkhorn),
+    ReferenceKind("sinkhorn_fixed", "plan = f(a, b, C, eps, n_iter)  (exactly n_iter iterations from f = g = 0)",
+                  "Log-domain Sinkhorn from f = g = 0, exactly n_iter iterations (each: f update, then g update), as "
+                  "in training; not converged, so the rows do not yet sum to a. f, g up to an additive constant.",
+                  build_sinkhorn_fixed),
+    ReferenceKind("exact_ot", "(plan, cost) = f(a, b, C)", "Unregularised OT by linear programming.", build_exact_ot),
+    ReferenceKind("batched_sinkhorn",
+                  "plan = f(C, mask_a, mask_b, eps)  (torch tensors; uniform weights on real entries)",
+                  "Padded batches; mask True = real entry; the plan is exactly 0 on padding. "
+                  "envelope_grad_C = d sum(cost) / d C with the plan held fixed (= the plan).", build_batched_sinkhorn),
+    ReferenceKind("frobenius", "value = f(P, C)", "<P, C>_F = sum_ij P_ij C_ij.", build_frobenius),
+    ReferenceKind("kd_mse", "value = f(student, teacher)", "mean over all entries of (student - teacher)^2.",
+                  build_kd_mse),
+    ReferenceKind("kd_kl", "value = f(student_logits, teacher_logits, T)",
+                  "T^2 * KL(softmax(teacher/T) || softmax(student/T)), mean over the batch.", build_kd_kl),
+    ReferenceKind("ot_loss", "losses = f(X, Y, mask_x, mask_y, eps)  (torch tensors; one loss per pair)",
+                  "Per pair <P, C>_F with C_ij = 1 - cos(x_i, y_j) over real tokens, uniform marginals, converged "
+                  "plan; envelope_grad_X = d sum(losses) / d X with P held fixed.", build_ot_loss),
+)}
+KINDS = tuple(REFERENCE_KINDS)
+SIGNATURES = {name: k.signature for name, k in REFERENCE_KINDS.items()}   # for the command line's listing
 
 
 def build(kind: str) -> dict:
     return {"format": "optical-ref reference outputs", "schema": 1, "version": __version__, "kind": kind,
-            "signature": SIGNATURES[kind], "description": DESCRIPTIONS[kind], "cases": BUILDERS[kind]()}
+            "signature": REFERENCE_KINDS[kind].signature, "description": REFERENCE_KINDS[kind].description,
+            "cases": REFERENCE_KINDS[kind].builder()}
 
 
 def path_of(kind: str) -> Path:

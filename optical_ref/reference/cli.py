@@ -32,21 +32,18 @@ def main(args) -> int:
         try:
             data = json.loads(open(args.results, encoding="utf-8").read())
         except (OSError, json.JSONDecodeError) as err:
-            raise SystemExit(f"error: --results {args.results}: cannot read it as JSON ({err})") from None
+            raise ValueError(f"--results {args.results}: cannot read it as JSON ({err})") from None
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-            raise SystemExit(f"error: --results {args.results}: expected {{\"kind\": ..., \"results\": {{case name: "
+            raise ValueError(f"--results {args.results}: expected {{\"kind\": ..., \"results\": {{case name: "
                              "{field: value}}}} (see optical_ref/reference/results.schema.json)")
         kind = data.get("kind", args.kind)
         if kind not in KINDS:
-            raise SystemExit(f"error: --results {args.results}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+            raise ValueError(f"--results {args.results}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
         return report(f"verifying {args.results} against the '{kind}' reference ({args.profile} tolerances)",
                       run_results(kind, data["results"], profile))
     if not args.impl:
-        raise SystemExit("error: verify needs --impl FILE.py:FUNCTION (or module:FUNCTION), or --results FILE.json")
-    try:
-        fn = load_function(args.impl)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+        raise ValueError("verify needs --impl FILE.py:FUNCTION (or module:FUNCTION), or --results FILE.json")
+    fn = load_function(args.impl)
     return report(f"verifying {args.impl} against the '{args.kind}' reference ({SIGNATURES[args.kind]}; "
                   f"{args.profile} tolerances); every field the file carries is compared",
                   run_cases(args.kind, fn, profile=profile))

@@ -176,7 +176,7 @@ def _compare_ot_loss(fields, case):
     return errors
 
 
-KINDS = {
+KINDS = {   # the engine's half of each reference kind (the other half: REFERENCE_KINDS in __init__.py)
     "sinkhorn": Kind("sinkhorn", "plan", _call_sinkhorn, _compare_sinkhorn),
     "sinkhorn_fixed": Kind("sinkhorn_fixed", "plan", _call_sinkhorn_fixed, _compare_sinkhorn),
     "exact_ot": Kind("exact_ot", "plan", _call_exact, _compare_exact),

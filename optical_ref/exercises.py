@@ -1,0 +1,203 @@
+"""The exercise catalogue and its hints (the ``check`` command that uses them is :mod:`optical_ref.check`).
+
+Built on the verification engine (:mod:`optical_ref.reference.engine`, which ``reference verify`` uses too, and
+which imports nothing from here): an exercise's function is called on the reference cases of
+``optical_ref/reference/``, and ``check`` prints, per case,
+PASS or FAIL with the largest absolute error and, on failure, a hint when it recognises a common mistake
+(a transposed plan, a missing column update, swapped marginals, a temperature not squared, padding
+counted, ...). A crash inside the function is that case's failure, with its message. Exit status: 0 when
+every case passes, 1 otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .reference import engine
+from .reference.engine import _torch, load_function, report  # noqa: F401 (the command line and tests use them)
+
+
+@dataclass
+class Exercise:
+    kind: str           # the reference file whose cases it is checked on
+    skeleton: str       # file in tutorials/exercises/
+    tutorial: str       # what to read first
+    task: str
+    case_filter: object = None
+    allowed: tuple = ()  # library functions a submission may call (graded mode); everything else of optical_ref is refused
+
+    @property
+    def function(self) -> str:
+        return self.skeleton.split("_", 1)[1].removesuffix(".py")
+
+
+EXERCISES = {
+    "kernel-sinkhorn": Exercise("sinkhorn", "ex01_kernel_sinkhorn.py", "tutorials/02_sinkhorn_numpy.py",
+                                "plan = f(a, b, C, eps): the u/v scaling loop on K = exp(-C/eps)",
+                                lambda case: "small-eps" not in case["name"]),
+    "log-sinkhorn": Exercise("sinkhorn", "ex02_log_sinkhorn.py", "tutorials/03_kernel_vs_log.py",
+                             "plan = f(a, b, C, eps): the log-domain updates of f and g"),
+    "frobenius": Exercise("frobenius", "ex03_frobenius.py", "tutorials/01_transport_plan.py",
+                          "value = f(P, C) = <P, C>_F"),
+    "kd-mse": Exercise("kd_mse", "ex04_kd_mse.py", "tutorials/06_kd_loop.py",
+                       "value = f(student, teacher): embedding MSE"),
+    "kd-kl": Exercise("kd_kl", "ex05_kd_kl.py", "tutorials/06_kd_loop.py",
+                      "value = f(student_logits, teacher_logits, T): Hinton KD with temperature"),
+    "ot-loss": Exercise("ot_loss", "ex06_ot_loss.py", "tutorials/07_ot_distillation_loop.py",
+                        "losses = f(X, Y, mask_x, mask_y, eps): OT distillation loss per pair, padding ignored",
+                        allowed=("optical_ref.ot_torch.sinkhorn", "optical_ref.ot.sinkhorn")),
+    "batched-sinkhorn": Exercise("batched_sinkhorn", "ex07_batched_sinkhorn.py", "tutorials/04_sinkhorn_torch.py",
+                                 "plan = f(C, mask_a, mask_b, eps): batched, padding-masked torch Sinkhorn"),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Hints: the library's own answers to common mistakes, recomputed on the same inputs
+# --------------------------------------------------------------------------------------------------
+def _close(x, y, atol=1e-6) -> bool:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return x.shape == y.shape and bool(np.all(np.abs(x - y) <= atol))
+
+
+def hint(kind: str, result, case) -> str | None:
+    """Recognise the most common mistakes by recomputing them with the library on the same inputs."""
+    x, expected = case["inputs"], case["expected"]
+    r = np.asarray(result, dtype=float) if not isinstance(result, dict) else None
+    if r is not None and np.isnan(r).any():
+        padded = [k for k in ("C", "X") if k in x and np.isnan(np.asarray(x[k], dtype=float)).any()]
+        if padded:
+            return (f"NaN in the result: the padded entries of {padded[0]} hold NaN in this case (padding may hold "
+                    "anything); replace them (e.g. torch.where(mask, C, 0)) before using them")
+        return "NaN in the result: exp(-C/eps) underflowed or a log-sum-exp was not max-shifted; work in the log domain"
+    if kind == "sinkhorn":
+        plan, a, b = np.asarray(expected["plan"]), np.asarray(x["a"]), np.asarray(x["b"])
+        if r.shape == plan.T.shape and (r.shape != plan.shape or _close(r, plan.T)) and _close(r, plan.T, 1e-5):
+            return "transposed plan: P has one row per entry of a and one column per entry of b"
+        if r.shape == plan.shape and len(a) == len(b) and not np.allclose(a, b):
+            from .ot import sinkhorn
+            swapped = sinkhorn(b, a, np.asarray(x["C"]), x["eps"], tol=1e-12, max_iter=100_000).plan
+            if _close(r, swapped, 1e-5):
+                return "marginals swapped: rows must sum to a and columns to b"
+        if r.shape == plan.shape:
+            rows_ok = np.abs(r.sum(1) - a).sum() < 1e-6
+            cols_ok = np.abs(r.sum(0) - b).sum() < 1e-6
+            if rows_ok and not cols_ok:
+                return "the columns do not sum to b: the v (or g) update, v = b / (K^T u), is missing or wrong"
+            if cols_ok and not rows_ok and len(a) > 1:
+                return "the rows do not sum to a: run the loop to convergence (or the u / f update is wrong)"
+        if r.shape == plan.shape and not (r >= 0).all():
+            return "negative entries: a transport plan is non-negative (P = diag(u) K diag(v))"
+    if kind == "batched_sinkhorn":
+        plan = np.asarray(expected["plan"])
+        real = np.asarray(x["mask_a"])[:, :, None] & np.asarray(x["mask_b"])[:, None, :]
+        if r.shape == plan.shape and np.abs(r[~real]).sum() > 1e-9:
+            return "padding counted: padded rows and columns must carry zero mass (uniform weights over real entries only)"
+        if r.shape == np.swapaxes(plan, 1, 2).shape and r.shape != plan.shape:
+            return "transposed plan: the result must be (B, n, m), rows for mask_a and columns for mask_b"
+        if r.shape == plan.shape:
+            solved_then_zeroed, fixed_20 = _batched_mistakes(x)
+            if _close(r, fixed_20, 1e-6):
+                return ("a fixed 20 iterations: the plan is not converged; iterate until the row marginals are within "
+                        "the tolerance (or run many more iterations)")
+            if _close(r, solved_then_zeroed, 1e-6):
+                return ("solved on the padded problem, then zeroed: the padding must carry no mass during the solve "
+                        "(uniform weights over the real entries only), not be cut out afterwards")
+    if kind == "kd_kl":
+        T, value = x["T"], expected["value"]
+        if T != 1 and abs(result * T * T - value) < 1e-6:
+            return "temperature not squared: multiply the KL by T^2 (Hinton et al. 2015)"
+        if abs(result - _reverse_kl(x)) < 1e-6:
+            return "KL direction reversed: the loss is KL(teacher || student)"
+        if T != 1 and abs(result * T - value) < 1e-6:
+            return "multiplied by T instead of T^2: the Hinton loss is T^2 KL(...)"
+        m = np.shape(x["student_logits"])[-1]
+        if abs(result * m - value) < 1e-6:
+            return "reduction='mean' averages over the classes too: use reduction='batchmean' (the mean over the batch)"
+        if abs(result - _kl_div_of_probabilities(x)) < 1e-6:
+            return ("F.kl_div expects log-probabilities as its input: pass log_softmax(student / T), not the "
+                    "probabilities (and log_target=True with log-probabilities as the target)")
+        if abs(result - value * len(x["student_logits"])) < 1e-6:
+            return "summed over the batch: take the batch mean"
+    if kind == "kd_mse":
+        value, (n, d) = expected["value"], np.shape(x["student"])
+        if abs(result - value * d) < 1e-6 or abs(result - value * n * d) < 1e-6:
+            return "summed instead of averaged: MSE is the mean of the squared differences"
+        if abs(result - np.sqrt(value)) < 1e-6:
+            return "square root taken: the loss is the mean squared error, not its root"
+    if kind == "frobenius":
+        P, C = np.asarray(x["P"]), np.asarray(x["C"])
+        if abs(result - (P * C).mean()) < 1e-9:
+            return "mean instead of sum: <P, C>_F = sum_ij P_ij C_ij"
+        if abs(result - (P @ C.T).sum()) < 1e-9:
+            return "matrix product instead of the elementwise product P_ij C_ij"
+    if kind == "ot_loss":
+        losses = np.asarray(expected["losses"])
+        if r is not None and r.shape == () and abs(float(r) - losses.mean()) < 1e-6:
+            return "one loss per pair is expected, not the batch mean"
+        if r is not None and r.shape == losses.shape and _close(r, _ot_loss_padding_counted(x), 1e-5):
+            return "padding counted: padded tokens must carry no mass (use the masks for the marginals)"
+        if r is not None and r.shape == losses.shape and _close(r, _ot_loss_unnormalised(x), 1e-5):
+            return "unnormalised cosine: C_ij = 1 - <x_i, y_j> / (|x_i| |y_j|); normalise the token vectors first"
+    return None
+
+
+def _reverse_kl(x) -> float:
+    zs, zt, T = _torch(x["student_logits"]), _torch(x["teacher_logits"]), x["T"]
+    log_ps, log_pt = (zs / T).log_softmax(-1), (zt / T).log_softmax(-1)
+    return float(T * T * (log_ps.exp() * (log_ps - log_pt)).sum(-1).mean())
+
+
+def _kl_div_of_probabilities(x) -> float:
+    zs, zt, T = _torch(x["student_logits"]), _torch(x["teacher_logits"]), x["T"]
+    p_s, p_t = (zs / T).softmax(-1), (zt / T).softmax(-1)
+    return float(T * T * (p_t * (p_t.log() - p_s)).sum(-1).mean())
+
+
+def _batched_mistakes(x):
+    """(solved on the whole padded matrix then zeroed, stopped after 20 iterations) for a batched case."""
+    import torch
+
+    from .ot_torch import sinkhorn
+    C, mask_a, mask_b = _torch(x["C"]), torch.tensor(x["mask_a"]), torch.tensor(x["mask_b"])
+    real = mask_a[:, :, None] & mask_b[:, None, :]
+    C0 = torch.where(real, C, torch.zeros_like(C))
+    zeroed = sinkhorn(None, None, C0, x["eps"], tol=1e-10, max_iter=20_000).plan * real
+    fixed = sinkhorn(None, None, C0, x["eps"], mask_a=mask_a, mask_b=mask_b, n_iter=20).plan
+    return zeroed.numpy(), fixed.numpy()
+
+
+def _ot_loss_unnormalised(x):
+    import torch
+
+    from .ot_torch import sinkhorn
+    X, Y = _torch(x["X"]), _torch(x["Y"])
+    mask_x, mask_y = torch.tensor(x["mask_x"]), torch.tensor(x["mask_y"])
+    X = torch.where(mask_x[..., None], X, torch.zeros_like(X))
+    C = 1 - X @ Y.transpose(1, 2)
+    try:
+        return sinkhorn(None, None, C, x["eps"], mask_a=mask_x, mask_b=mask_y, tol=1e-12, max_iter=100_000).cost.numpy()
+    except (ValueError, FloatingPointError):
+        return np.full(len(X), np.nan)
+
+
+def _ot_loss_padding_counted(x):
+    from .ot_torch import ot_loss
+    X, Y = _torch(x["X"]), _torch(x["Y"])
+    try:
+        return ot_loss(X, Y, None, None, eps=x["eps"], tol=1e-12, max_iter=100_000).numpy()
+    except (ValueError, FloatingPointError):   # NaN in the padding: counting it cannot give a number
+        return np.full(len(X), np.nan)
+
+
+def run_cases(kind: str, fn, case_filter=None, cases=None) -> list:
+    """The engine's run, with this catalogue's hints for failures."""
+    return engine.run_cases(kind, fn, case_filter, hint=hint, cases=cases,
+                            skip_fields=("envelope_grad_X",))   # the exercise fixes no gradient convention
+
+
+def check_exercise(name: str, fn) -> list:
+    if name not in EXERCISES:
+        raise ValueError(f"unknown exercise {name!r}; `python -m optical_ref check --list` lists them")
+    ex = EXERCISES[name]
+    return run_cases(ex.kind, fn, ex.case_filter)

@@ -1,0 +1,226 @@
+"""The comparison's stages, shared by ``compare``, ``select`` and ``distil``: each is a short function of what it
+needs, with the frozen teacher's English side computed once.
+
+=========================  ==========================================  =====================================
+stage                      what it does                                uses
+=========================  ==========================================  =====================================
+encoder                    None (small BERT) or a checkpoint folder    ``pretrained.py`` (e5-small, once)
+setting                    which sentences train, distil, test         ``data/settings.py``
+tokenizer                  trained on English train + bitext (no test)  ``text.py`` (or the checkpoint's)
+teacher                    English intents, then frozen; cached        ``train.py``, ``encoder.py``, ``runstore.py``
+English side               the frozen teacher's outputs, once each     ``train.teacher_outputs``
+student                    one per method x language x budget x seed   ``train.py``, ``losses.py``
+=========================  ==========================================  =====================================
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def use_all_cores() -> None:
+    """torch's intra-op threads: at most the machine's cores (the default can exceed them in containers)."""
+    import torch
+    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+# ---- stage: the encoder --------------------------------------------------------------------------------
+def resolve_encoder(cfg):
+    """None for the small encoder built from config; else the checkpoint folder (e5-small is prepared once)."""
+    if cfg.encoder is None:
+        return None
+    from .pretrained import KNOWN_ENCODERS, prepare
+    if cfg.encoder in KNOWN_ENCODERS:
+        return prepare(cfg.encoder, progress=say)
+    return Path(cfg.encoder)
+
+
+# ---- stage: the setting ----------------------------------------------------------------------------
+def stage_setting(cfg, split_seed: int):
+    from .data import find_data_dir
+    from .data.settings import load_setting, resolve_budget
+
+    say(f"[setting] {cfg.dataset}, target languages {', '.join(cfg.langs)}, split seed {split_seed}")
+    setting = load_setting(cfg.dataset, find_data_dir(cfg.data_dir, cfg.dataset), cfg.langs, split_seed)
+    for lang in cfg.langs:  # every budget is checked before any training starts
+        for budget in cfg.budgets:
+            resolve_budget(budget, len(setting.bitext[lang]), lang)
+    say(f"          {setting.description}")
+    return setting
+
+
+# ---- stage: the tokenizer ----------------------------------------------------------------------------
+def stage_tokenizer(cfg, setting, encoder_dir, out: Path):
+    """The checkpoint's own tokenizer, or ours trained on the English training sentences and the target side
+    of the training bitext of every language in the run (never a test or dev sentence)."""
+    from .text import load_tokenizer, train_tokenizer
+
+    if encoder_dir is not None:
+        return load_tokenizer(encoder_dir)
+    folder = teacher_dir(out, setting.split_seed)
+    if (folder / "tokenizer.json").is_file():
+        return load_tokenizer(folder)
+    texts = [u.text for u in setting.en_train] + [p.target for lang in cfg.langs for p in setting.bitext[lang]]
+    return train_tokenizer(texts)
+
+
+# ---- stage: the teacher ------------------------------------------------------------------------------
+@dataclass
+class Teacher:
+    encoder: object      # English role (passage prefix for e5), frozen
+    student_init: object  # the same weights in the student role (query prefix for e5): where every student starts
+    head: object
+    summary: dict
+
+
+def teacher_dir(out: Path, split_seed: int) -> Path:
+    return Path(out) / "teacher" / f"split-{split_seed}"
+
+
+def teacher_fingerprint(cfg, tcfg, split_seed: int) -> dict:
+    """What the teacher depends on; a cached teacher with another fingerprint is never reused."""
+    keys = ("batch_size", "lr", "teacher_lr", "head_lr", "weight_decay", "teacher_epochs", "teacher_train", "freeze",
+            "max_length")
+    return {"dataset": cfg.dataset, "split_seed": split_seed, "encoder": cfg.encoder,
+            "tokenizer_langs": None if cfg.encoder else sorted(cfg.langs),
+            **{k: getattr(tcfg, k) for k in keys}}
+
+
+def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars) -> Teacher:
+    import torch
+
+    from .encoder import IntentHead, build_encoder, load_pretrained_encoder
+    from .runstore import RunFolderError, read_json, save_torch, write_json
+
+    folder = teacher_dir(out, setting.split_seed)
+    if encoder_dir is None:
+        encoder = build_encoder(len(tokenizer), seed=0, max_length=tcfg.max_length, layer=tcfg.ot_layer)
+    else:
+        encoder = load_pretrained_encoder(encoder_dir, max_length=tcfg.max_length, layer=tcfg.ot_layer)
+        torch.manual_seed(0)      # the head's initialisation must not depend on what loading consumed
+    encoder = encoder.to(cfg.device)
+    head = IntentHead(encoder.dim, len(setting.intents)).to(cfg.device)
+    fingerprint = teacher_fingerprint(cfg, tcfg, setting.split_seed)
+    recover = f"delete {folder} to train the teacher again"
+    if (folder / "teacher.json").is_file():
+        summary = read_json(folder / "teacher.json", "teacher summary", recover)
+        if not isinstance(summary, dict) or summary.get("fingerprint") != fingerprint:
+            raise RunFolderError(f"{folder} holds a teacher trained with other settings; {recover}, or choose another --out")
+        try:
+            state = torch.load(folder / "weights.pt", map_location=cfg.device, weights_only=True)
+            load_teacher_state(encoder, head, state, tcfg)
+        except Exception as err:  # a truncated, foreign or partial file: say which and how to recover
+            raise RunFolderError(f"{folder / 'weights.pt'}: cannot load the teacher ({type(err).__name__}: "
+                                 f"{str(err).splitlines()[0][:200]}); {recover}") from None
+        say(f"[teacher] reusing {folder} (English dev accuracy {summary['best_dev_acc']:.3f})")
+    else:
+        summary = train_teacher_stage(tcfg, setting, tokenizer, encoder, head, progress_bars)
+        summary["fingerprint"] = fingerprint
+        summary["vocab_size"] = len(tokenizer)
+        folder.mkdir(parents=True, exist_ok=True)
+        if encoder_dir is None:
+            tokenizer.save_pretrained(str(folder))
+        save_torch(folder / "weights.pt", {"encoder": trained_state(encoder, tcfg), "head": head.state_dict()})
+        write_json(folder / "teacher.json", summary)     # last: its presence means the teacher is complete
+    encoder.eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    roles = (encoder.prefix_for("passage"), encoder.prefix_for("query"))
+    return Teacher(encoder.with_role(roles[0]), encoder.with_role(roles[1]), head, summary)
+
+
+def load_teacher_state(encoder, head, state, tcfg) -> None:
+    """Strict loading: every trained key must be there (only the frozen word embeddings may be left out, as
+    :func:`trained_state` leaves them out), and no key may be foreign."""
+    missing, unexpected = encoder.load_state_dict(state["encoder"], strict=False)
+    allowed = {k for k in missing if "word_embeddings" in k} if tcfg.freeze == "embeddings" else set()
+    if set(missing) - allowed or unexpected:
+        raise KeyError(f"encoder weights do not match: missing {sorted(set(missing) - allowed)[:3]}, "
+                       f"unexpected {sorted(unexpected)[:3]}")
+    head.load_state_dict(state["head"])
+
+
+def trained_state(encoder, tcfg) -> dict:
+    """The teacher's weights, without the frozen word embeddings (they are the checkpoint's)."""
+    state = encoder.state_dict()
+    if tcfg.freeze == "embeddings":
+        state = {k: v for k, v in state.items() if "word_embeddings" not in k}
+    return state
+
+
+def train_teacher_stage(tcfg, setting, tokenizer, encoder, head, progress_bars) -> dict:
+    from tqdm import tqdm
+
+    from .train import train_teacher
+
+    t0 = time.time()
+    bar = tqdm(total=tcfg.teacher_epochs, desc="teacher", unit="epoch", disable=None if progress_bars else True,
+               file=sys.stdout)
+    english = encoder.with_role(encoder.prefix_for("passage"))
+    summary = train_teacher(english, head, tokenizer, [u.text for u in setting.en_train], setting.labels(setting.en_train),
+                            [u.text for u in setting.en_dev], setting.labels(setting.en_dev), tcfg, seed=0,
+                            progress=lambda e, n, h: (bar.update(1), bar.set_postfix(dev_acc=f"{h['dev_acc']:.3f}")))
+    bar.close()
+    summary["train_seconds"] = round(time.time() - t0, 1)
+    say(f"[teacher] English dev accuracy {summary['best_dev_acc']:.3f} in {summary['train_seconds']:.0f} s "
+        f"(vocabulary {len(tokenizer)})")
+    return summary
+
+
+class EnglishSideCache:
+    """The frozen teacher's outputs on English sentences, computed once per sentence and reused by every run."""
+
+    def __init__(self, teacher: Teacher, tokenizer, device):
+        self.teacher, self.tokenizer, self.device, self.rows = teacher, tokenizer, device, {}
+
+    def outputs_for(self, pairs):
+        import torch
+
+        from .train import TeacherOutputs, teacher_outputs
+
+        missing = sorted({p.en for p in pairs} - set(self.rows))
+        if missing:
+            outputs = teacher_outputs(self.teacher.encoder, self.teacher.head, self.tokenizer, missing, self.device)
+            for k, text in enumerate(missing):
+                self.rows[text] = (outputs.tokens[k], outputs.sentence[k], outputs.logits[k])
+        rows = [self.rows[p.en] for p in pairs]
+        return TeacherOutputs([r[0] for r in rows], torch.stack([r[1] for r in rows]), torch.stack([r[2] for r in rows]))
+
+
+# ---- stage: one student ------------------------------------------------------------------------------
+def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progress_bars, counter):
+    """Train the student of one run; returns (student, training statistics)."""
+    from tqdm import tqdm
+
+    from .train import train_student
+
+    method, lang = job["method"], job["lang"]
+    chosen, pairs = setting.budget_pairs(lang, job["budget"], job["seed"])
+    stats = {"n_pairs": len(pairs), "train_seconds": 0.0, "ms_per_step": None, "steps": 0}
+    if method == "zero-shot":
+        return teacher.student_init, stats
+    desc = f"{counter} {method:<17} {lang} budget={job['budget']} seed={job['seed']}"
+    bar = tqdm(total=tcfg.student_steps, desc=desc, unit="step", leave=False, disable=None if progress_bars else True,
+               file=sys.stdout)
+    t0 = time.time()
+    if method == "target-supervised":
+        labelled = setting.supervised_subset(lang, chosen, job["seed"])
+        student, losses = train_student(method, teacher.student_init, teacher.head, tokenizer, [u.text for u in labelled],
+                                        tcfg, job["seed"], target_labels=setting.labels(labelled),
+                                        progress=lambda *_: bar.update(1))
+    else:
+        student, losses = train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
+                                        tcfg, job["seed"], teacher=cache.outputs_for(pairs),
+                                        progress=lambda *_: bar.update(1))
+    bar.close()
+    seconds = time.time() - t0
+    stats.update(train_seconds=round(seconds, 3), steps=len(losses),
+                 ms_per_step=round(1000 * seconds / len(losses), 3) if losses else None)
+    return student, stats
