@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="data directory (distill)")
     parser.add_argument("--encoder", default=None, help="distill: e5-small (or a checkpoint folder) instead of the small encoder")
     parser.add_argument("--steps", type=int, default=None, help="distill: steps per timed run (default 20; 8 with --encoder)")
+    parser.add_argument("--freeze", default=None,
+                        help="distill: the freeze setting (default: the encoder's); with embeddings+K every method is "
+                             "also timed with the frozen prefix cached, and the kd-mse speed-up is reported")
 
 
 def main(args) -> int:
@@ -35,7 +38,8 @@ def main(args) -> int:
         results = bench_sinkhorn(sizes=args.sizes, repeats=args.repeats)
     else:
         steps = args.steps or (8 if args.encoder else 20)
-        results = bench_distill(repeats=args.repeats, data_dir=args.data_dir, steps=steps, encoder=args.encoder)
+        results = bench_distill(repeats=args.repeats, data_dir=args.data_dir, steps=steps, encoder=args.encoder,
+                                freeze=args.freeze)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2)
@@ -209,7 +213,7 @@ def saved_tensor_bytes(build_graph) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None) -> dict:
+def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None) -> dict:
     """ms per training step of every method at the default batch size, on real reduced-MTOP sentences, and the
     peak resident memory of the process.
 
@@ -217,6 +221,10 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None) -> dict:
     (or a checkpoint folder): the pretrained encoder with its per-encoder defaults (frozen word embeddings,
     e5's prefixes, relative eps). The teacher's outputs are precomputed, as in ``compare``. Each step is
     reported relative to the ``kd-mse`` step; the methods are timed in turn within every repeat.
+
+    ``freeze="embeddings+K"``: every method is timed twice in the same run, uncached and with the frozen prefix
+    cached (:class:`optical_ref.encoder.FrozenPrefix`, filled once before the timing: in ``compare`` it is filled
+    once per split and shared by every run), and ``frozen_prefix_cache`` reports the kd-mse speed-up.
     """
     import dataclasses
     import resource
@@ -232,7 +240,7 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None) -> dict:
     torch.set_num_threads(2)
     data = reduced_mtop(data_dir, langs=["th"])
     pairs = data.bitext("th")
-    base = TrainConfig(**{**defaults_for_encoder(encoder), "student_steps": steps})
+    base = TrainConfig(**{**defaults_for_encoder(encoder), "student_steps": steps, **({"freeze": freeze} if freeze else {})})
     if encoder:
         from .pretrained import KNOWN_ENCODERS, prepare
         folder = prepare(encoder) if encoder in KNOWN_ENCODERS else encoder
@@ -252,13 +260,35 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None) -> dict:
                "steps": steps, "ot_n_iter": base.ot_n_iter, "freeze": base.freeze, "methods": {}}
     print("optical-ref bench distill:", results["environment"], "| encoder:", results["encoder"])
 
-    def runner(method, cfg):
-        return lambda: train_student(method, student_init, head, tokenizer, targets, cfg, 0, teacher=teacher,
-                                     target_labels=labels)
+    from .config import check_layers, frozen_layers
+    from .encoder import FrozenPrefix
+    k = frozen_layers(base.freeze)
+    check_layers(base, student_init.n_layers)
+    prefix = None
+    if k >= 1:
+        prefix = FrozenPrefix(student_init, tokenizer, k)
+        t0 = time.perf_counter()
+        prefix._fill([student_init.prefix + t for t in targets])
+        results["frozen_prefix_fill_seconds"] = time.perf_counter() - t0
+        variants += [(f"{name} (cached prefix)", cfg) for name, cfg in variants]
+        variants.append(("kd-mse (freeze=embeddings, the default)", dataclasses.replace(base, freeze="embeddings")))
 
-    seconds = interleaved_medians({name: runner(name.split(" ")[0], cfg) for name, cfg in variants}, repeats)
+    def runner(name, cfg):
+        method = name.split(" ")[0]
+        cached = prefix if name.endswith("(cached prefix)") else None
+        return lambda: train_student(method, student_init, head, tokenizer, targets, cfg, 0, teacher=teacher,
+                                     target_labels=labels, frozen_prefix=cached)
+
+    seconds = interleaved_medians({name: runner(name, cfg) for name, cfg in variants}, repeats)
     for name, _ in variants:
         results["methods"][name] = {"ms_per_step": 1000 * seconds[name] / steps}
+    if prefix is not None:
+        uncached, cached = (results["methods"][n]["ms_per_step"] for n in ("kd-mse", "kd-mse (cached prefix)"))
+        default = results["methods"]["kd-mse (freeze=embeddings, the default)"]["ms_per_step"]
+        results["frozen_prefix_cache"] = {"freeze": base.freeze, "uncached_ms_per_step": uncached,
+                                          "cached_ms_per_step": cached, "speedup": uncached / cached,
+                                          "freeze_embeddings_ms_per_step": default,
+                                          "speedup_vs_freeze_embeddings": default / cached}
     results["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kd = results["methods"]["kd-mse"]["ms_per_step"]
     rows = []
@@ -272,4 +302,11 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None) -> dict:
     print(f"   peak resident memory of the process: {results['peak_rss_MB']:.0f} MB")
     print(f"   target: the OT step (envelope gradient, the default) at most {target}x the kd-mse step: "
           f"{'met' if results['methods']['ot']['relative_to_kd_mse'] <= target else 'NOT met'}")
+    if prefix is not None:
+        c = results["frozen_prefix_cache"]
+        print(f"   frozen prefix ({base.freeze}) cached: kd-mse step {c['uncached_ms_per_step']:.1f} -> "
+              f"{c['cached_ms_per_step']:.1f} ms, {c['speedup']:.2f}x (filled once in "
+              f"{results['frozen_prefix_fill_seconds']:.1f} s for {len(targets)} sentences); against the default "
+              f"freeze=embeddings step ({c['freeze_embeddings_ms_per_step']:.1f} ms): "
+              f"{c['speedup_vs_freeze_embeddings']:.2f}x")
     return results

@@ -1,140 +1,123 @@
 """The ``check`` command: one exercise (``check EXERCISE --impl FILE.py:FUNCTION``, ``--list``) or a whole class
-(``check --grade SUBMISSIONS_DIR [--json OUT] [--csv OUT] [--seed N]``). It sits on top of the exercise
-catalogue (:mod:`optical_ref.exercises`), which knows nothing of it; the hidden cases come from
+(``check --grade SUBMISSIONS_DIR [--json OUT] [--csv OUT] [--seed N] [--time-limit S]``). It sits on top of the
+exercise catalogue (:mod:`optical_ref.exercises`), which knows nothing of it; the hidden cases come from
 :mod:`optical_ref.reference.hidden`, next to the public cases' builders.
 
 ``SUBMISSIONS_DIR/<student>/`` holds that student's copies of ``tutorials/exercises/exNN_*.py`` (same file and
 function names). Every exercise of every student is run on
 
 - the public cases of ``optical_ref/reference/`` (the ones ``check`` shows while students work), and
-- ``HIDDEN_PER_EXERCISE`` hidden cases drawn fresh at grading time from a seed (printed, so that a result can be
-  reproduced) and answered by the library at grading time: looking the public expected values up gains nothing.
-  They cover the failure modes of each exercise (unequal weights and non-square problems, tiny eps, NaN in
-  padded costs and tokens, several temperatures).
+- ``HIDDEN_PER_EXERCISE`` (or one more than the public cases, whichever is larger) hidden cases drawn fresh at grading time from a seed and answered by the library at
+  grading time. They outnumber the public ones, so a submission that looks the public expected values up
+  scores well below a pass; the public cases show every kind of input the hidden ones use.
 
-A submission that calls the library's own implementation (``optical_ref.ot.sinkhorn`` for a Sinkhorn exercise,
-``optical_ref.losses.kd_kl`` for kd-kl, ...), directly, under another name or through ``importlib``, scores 0
-for that exercise, with the reason: every ``optical_ref`` function is wrapped to record calls from outside the
-library
-while it runs, so no way of reaching them escapes. Each exercise names what it may call (``allowed``;
-``ot-loss`` may call a Sinkhorn solver, since its point is the cost and the masks). A missing file scores 0.
+**Isolation.** Each student's submissions run in a fresh process (:mod:`optical_ref.sandbox`) that only calls
+the functions on the cases' inputs, with a time limit per exercise; the comparison with the expected values
+happens here, in the grader's process. A student's crash, ``sys.exit``, endless loop or monkeypatching can
+cost that student that exercise, never another student's score or the class's grading: a process that dies
+is replaced by a fresh one for the student's remaining exercises.
 
-Output: a table on the screen, a CSV (student, then one score column per exercise, then the total) and, with
-``--json``, ``{student: {exercise: {"passed", "total", "score", "failed": [case names], "note"}}}``.
+**The library's own implementation scores 0.** The graded function must be defined in the student's file, and
+every call into ``optical_ref`` code made under the student's code is recorded by what it runs, not by name
+(re-exports, aliases, ``__wrapped__``, ``importlib.reload`` included); each exercise names what it may call
+(``allowed``: ``ot-loss`` may call a Sinkhorn solver, since its point is the cost and the masks). A missing
+file scores 0.
+
+Output: a table on the screen; ``grades.csv`` (``--csv PATH``, default ``./grades.csv``, never inside the
+submissions): student, one column per exercise (score 0..1), and the total in percent; with ``--json``,
+``{"seed", "version", "graded_at", "time_limit", "hidden_per_exercise", "students": {student: {exercise:
+{"passed", "total", "score", "failed": [case names], "note"}}}}``. The CSV's first line names the seed, version
+and time as a comment, so that a grade can be reproduced (``--seed``).
 """
 from __future__ import annotations
 
 import csv
 import json
 import secrets
+import subprocess
 import sys
+import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-HIDDEN_PER_EXERCISE = 4
-LIBRARY = Path(__file__).resolve().parent
-
-
-# --------------------------------------------------------------------------------------------------
-# Watching which library functions a submission calls
-# --------------------------------------------------------------------------------------------------
-class LibraryWatch:
-    """While active, every function of the loaded ``optical_ref`` modules is replaced, in every module that
-    exposes it, by a wrapper that records its name when it is called from outside the library. Load the
-    submission inside the watch: ``from optical_ref.ot import sinkhorn as s``, ``importlib.import_module(...)``
-    and attribute access all reach the wrappers. Calls between library functions are not recorded (the caller's
-    frame is in the library), and nothing costs anything per numpy or torch operation."""
-
-    def __init__(self):
-        self.entered, self._saved = [], []
-
-    def __enter__(self):
-        import inspect
-        wrappers = {}
-        for name, module in list(sys.modules.items()):
-            if not (name == "optical_ref" or name.startswith("optical_ref.")) or module is None or name == __name__:
-                continue   # the grader itself is not watched (its helpers run inside every wrapper)
-            for attr, value in list(vars(module).items()):
-                if inspect.isfunction(value) and getattr(value, "__module__", "").startswith("optical_ref"):
-                    wrapper = wrappers.get(id(value)) or self._wrap(value)
-                    wrappers[id(value)] = wrapper
-                    self._saved.append((module, attr, value))
-                    setattr(module, attr, wrapper)
-        return self
-
-    def _wrap(self, fn):
-        import functools
-        qualified = f"{fn.__module__}.{fn.__qualname__}"
-
-        outside = _outside_library    # bound now: the wrapper must not go through a wrapped name
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            caller = sys._getframe(1).f_code
-            if outside(caller.co_filename):
-                self.entered.append(qualified)
-            return fn(*args, **kwargs)
-        return wrapper
-
-    def __exit__(self, *exc):
-        for module, attr, value in reversed(self._saved):
-            setattr(module, attr, value)
-        self._saved.clear()
-        return False
-
-
-def _outside_library(filename: str) -> bool:
-    try:
-        Path(filename).resolve().relative_to(LIBRARY)
-        return False
-    except (ValueError, OSError):
-        return True
+HIDDEN_PER_EXERCISE = 8
+DEFAULT_TIME_LIMIT = 20.0     # seconds per exercise; a correct solution of any exercise takes well under 1 s
+STARTUP_ALLOWANCE = 60.0      # the sandbox's own start (python, numpy, torch) before the first exercise
 
 
 # --------------------------------------------------------------------------------------------------
 # Grading
 # --------------------------------------------------------------------------------------------------
-def grade_one(name: str, exercise, path: Path, rng_seed: int) -> dict:
-    from .exercises import run_cases
+def cases_for(name: str, exercise, rng_seed: int) -> list:
     from .reference import load
     from .reference.hidden import hidden_cases
-    from .reference.engine import load_function
+    from .exercises import EXERCISES
 
     public = [c for c in load(exercise.kind)["cases"] if not exercise.case_filter or exercise.case_filter(c)]
-    rng = np.random.default_rng([rng_seed, sorted(_exercise_names()).index(name)])
-    hidden = hidden_cases(exercise.kind, rng, HIDDEN_PER_EXERCISE, small_eps=exercise.case_filter is None)
-    cases = public + hidden
+    rng = np.random.default_rng([rng_seed, sorted(EXERCISES).index(name)])
+    n_hidden = max(HIDDEN_PER_EXERCISE, len(public) + 1)      # hidden cases always outnumber the public ones
+    return public + hidden_cases(exercise.kind, rng, n_hidden, small_eps=exercise.case_filter is None)
+
+
+def run_sandbox(exercises: list, time_limit: float) -> dict:
+    """Run one student's exercises in fresh processes; {exercise name: sandbox result or {"died": note}}."""
+    results, todo = {}, list(exercises)
+    while todo:
+        with tempfile.TemporaryDirectory(prefix="optical-ref-grade-") as tmp:
+            request, result = Path(tmp) / "request.json", Path(tmp) / "result.jsonl"
+            request.write_text(json.dumps({"result": str(result), "exercises": todo}), encoding="utf-8")
+            try:
+                done = subprocess.run([sys.executable, "-m", "optical_ref.sandbox", str(request)], cwd=tmp,
+                                      capture_output=True, timeout=STARTUP_ALLOWANCE + time_limit * len(todo),
+                                      stdin=subprocess.DEVNULL)
+                ending = f"the process ended with exit code {done.returncode}"
+            except subprocess.TimeoutExpired:
+                ending = "the process was stopped at the time limit"
+            lines = result.read_text(encoding="utf-8").splitlines() if result.is_file() else []
+        for line in lines:
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                break                        # a line cut short: that exercise is the one that ended the process
+            if item.get("name") in {e["name"] for e in todo} and item["name"] not in results:
+                results[item["name"]] = item
+        remaining = [e for e in todo if e["name"] not in results]
+        if remaining:     # the first unfinished exercise ended (or hung) the process; the rest get a fresh one
+            results[remaining[0]["name"]] = {"died": f"{ending} while running this exercise (sys.exit, a crash of "
+                                                     "the interpreter, or a hang); the other exercises were run again"}
+        todo = remaining[1:]
+    return results
+
+
+def judge(name: str, exercise, cases: list, outcome: dict) -> dict:
+    from .exercises import hint
+    from .reference.engine import judge_case
+
     names = [c["name"] for c in cases]
 
     def zero(note):
         return {"passed": 0, "total": len(cases), "score": 0.0, "failed": names, "note": note}
 
-    if not path.is_file():
-        return zero(f"missing file {path.name}")
-    with LibraryWatch() as watch:
-        try:
-            fn = load_function(f"{path}:{exercise.function}")
-        except (ValueError, FileNotFoundError) as err:
-            return zero(str(err))
-        results = run_cases(exercise.kind, fn, cases=cases)
-    refused = sorted({e for e in watch.entered if e not in exercise.allowed})
+    if "died" in outcome:
+        return zero(outcome["died"])
+    if outcome.get("refused"):
+        return zero(outcome["refused"])
+    refused = [c for c in outcome.get("library_calls", []) if c not in exercise.allowed]
     if refused:
         allowed = ", ".join(exercise.allowed) or "nothing from optical_ref"
-        return zero(f"calls the library's own {', '.join(refused)} (this exercise may use {allowed}): scored 0")
+        return zero(f"calls the library's own {', '.join(refused[:3])} (this exercise may use {allowed}): scored 0")
+    results = [judge_case(exercise.kind, case, tuple(o), hint=hint, skip_fields=("envelope_grad_X",))
+               for case, o in zip(cases, outcome["outcomes"])]
     passed = sum(r.passed for r in results)
-    failed = [r.name for r in results if not r.passed]
     notes = sorted({r.hint or r.crash for r in results if not r.passed and (r.hint or r.crash)})
-    return {"passed": passed, "total": len(results), "score": round(passed / len(results), 4), "failed": failed,
-            "note": "; ".join(notes)[:500]}
+    return {"passed": passed, "total": len(cases), "score": round(passed / len(cases), 4),
+            "failed": [r.name for r in results if not r.passed], "note": "; ".join(notes)[:500]}
 
 
-def _exercise_names():
-    from .exercises import EXERCISES
-    return list(EXERCISES)
-
-
-def grade(submissions, seed: int | None = None, progress=print) -> dict:
+def grade(submissions, seed: int | None = None, progress=print, time_limit: float = DEFAULT_TIME_LIMIT) -> dict:
+    from . import __version__
     from .exercises import EXERCISES
 
     root = Path(submissions)
@@ -143,34 +126,58 @@ def grade(submissions, seed: int | None = None, progress=print) -> dict:
     students = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not students:
         raise ValueError(f"--grade {root}: no student folders in it (expected {root}/<student>/exNN_*.py)")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ValueError(f"--seed {seed}: give an integer in [0, 2^32)")
+    if not time_limit > 0:
+        raise ValueError(f"--time-limit {time_limit}: give a positive number of seconds")
     seed = seed if seed is not None else secrets.randbelow(2**31)
-    progress(f"[grade] {len(students)} students x {len(EXERCISES)} exercises; hidden cases from seed {seed} "
-             f"(rerun with --seed {seed} to reproduce)")
+    progress(f"[grade] {len(students)} students x {len(EXERCISES)} exercises, each student in a fresh process "
+             f"({time_limit:g} s per exercise); hidden cases from seed {seed} (rerun with --seed {seed} to reproduce)")
+    cases = {name: cases_for(name, ex, seed) for name, ex in EXERCISES.items()}
     table = {}
     for student in students:
-        table[student.name] = {name: grade_one(name, ex, student / ex.skeleton, seed) for name, ex in EXERCISES.items()}
+        row, present = {}, []
+        for name, ex in EXERCISES.items():
+            if not (student / ex.skeleton).is_file():
+                row[name] = {"passed": 0, "total": len(cases[name]), "score": 0.0,
+                             "failed": [c["name"] for c in cases[name]], "note": f"missing file {ex.skeleton}"}
+            else:
+                present.append({"name": name, "file": str((student / ex.skeleton).resolve()), "function": ex.function,
+                                "kind": ex.kind, "allowed": list(ex.allowed), "time_limit": time_limit,
+                                "cases": [{"name": c["name"], "inputs": c["inputs"]} for c in cases[name]]})
+        outcomes = run_sandbox(present, time_limit) if present else {}
+        for name, ex in EXERCISES.items():
+            if name in outcomes:
+                row[name] = judge(name, ex, cases[name], outcomes[name])
+        table[student.name] = {name: row[name] for name in EXERCISES}
         scores = [r["score"] for r in table[student.name].values()]
-        progress(f"  {student.name:<20} " + " ".join(f"{s:.2f}" for s in scores) + f"  total {sum(scores):.2f}")
-    return {"seed": seed, "students": table}
+        progress(f"  {student.name:<20} " + " ".join(f"{s:.2f}" for s in scores)
+                 + f"  total {100 * sum(scores) / len(scores):.1f}%")
+    return {"seed": seed, "version": __version__, "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "time_limit": time_limit, "hidden_per_exercise": HIDDEN_PER_EXERCISE, "students": table}
 
 
 def write_csv(graded: dict, path) -> None:
     from .exercises import EXERCISES
     with open(path, "w", newline="", encoding="utf-8") as fh:
+        fh.write(f"# optical-ref {graded['version']} grades, seed {graded['seed']}, {graded['graded_at']}\n")
         writer = csv.writer(fh)
-        writer.writerow(["student", *EXERCISES, "total", "max"])
+        writer.writerow(["student", *EXERCISES, "total_percent"])
         for student, row in graded["students"].items():
             scores = [row[name]["score"] for name in EXERCISES]
-            writer.writerow([student, *scores, round(sum(scores), 4), len(EXERCISES)])
+            writer.writerow([student, *scores, round(100 * sum(scores) / len(scores), 2)])
 
 
 def main_grade(args) -> int:
-    graded = grade(args.grade, args.seed)
-    csv_path = Path(args.csv) if args.csv else Path(args.grade) / "grades.csv"
+    graded = grade(args.grade, args.seed, time_limit=args.time_limit)
+    csv_path = Path(args.csv) if args.csv else Path.cwd() / "grades.csv"
+    if csv_path.resolve().is_relative_to(Path(args.grade).resolve()):
+        raise ValueError(f"--csv {csv_path}: the grades must not be written inside the submissions folder; "
+                         "choose a path outside it")
     write_csv(graded, csv_path)
     print(f"[grade] scores: {csv_path}")
     if args.json:
-        Path(args.json).write_text(json.dumps(graded["students"], indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps(graded, indent=2), encoding="utf-8")
         print(f"[grade] details: {args.json} (seed {graded['seed']})")
     return 0
 
@@ -185,8 +192,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--grade", metavar="SUBMISSIONS_DIR",
                         help="grade a class: one sub-folder per student with their exNN_*.py files")
     parser.add_argument("--json", metavar="OUT", help="--grade: also write the details as JSON")
-    parser.add_argument("--csv", metavar="OUT", help="--grade: the score table (default SUBMISSIONS_DIR/grades.csv)")
-    parser.add_argument("--seed", type=int, default=None, help="--grade: the hidden cases' seed (default: a fresh one, printed)")
+    parser.add_argument("--csv", metavar="OUT", help="--grade: the score table (default ./grades.csv, never inside the "
+                        "submissions)")
+    parser.add_argument("--seed", type=int, default=None, help="--grade: the hidden cases' seed (default: a fresh one, "
+                        "printed and saved)")
+    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT,
+                        help=f"--grade: seconds per exercise per student (default {DEFAULT_TIME_LIMIT:g})")
 
 
 def main(args) -> int:
@@ -203,6 +214,7 @@ def main(args) -> int:
         return 0
     if not args.impl:
         raise ValueError("--impl FILE.py:FUNCTION is required (e.g. tutorials/exercises/"
-                         f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).skeleton}:solve)")
+                         f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).skeleton}:"
+                         f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).function})")
     results = check_exercise(args.exercise, load_function(args.impl))
     return report(f"checking {args.impl} on exercise {args.exercise}", results)

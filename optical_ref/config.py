@@ -103,17 +103,31 @@ def frozen_layers(freeze: str):
     return None
 
 
+# what a method may set for itself (``--set ot.lr=1e-4``); the rest is shared: the teacher, the encoder's input,
+# the frozen layers and the aligned layer (the teacher's English side and the caches are computed once for all)
+METHOD_KEYS = ("lr", "weight_decay", "student_steps", "batch_size", "kd_temperature", "kd_weight", "ot_eps",
+               "ot_eps_mode", "ot_n_iter", "ot_grad", "ot_cost")
+
+
 def parse_settings(items) -> dict:
-    """``["lr=3e-5", "ot_eps=0.1"]`` -> ``{"lr": 3e-5, "ot_eps": 0.1}``, each value converted to its field's type.
+    """``["lr=3e-5", "ot.ot_eps=0.1"]`` -> ``{"lr": 3e-5, "ot.ot_eps": 0.1}``, each value converted to its field's
+    type; ``METHOD.KEY`` sets KEY for that method only (see :func:`split_method_settings`).
 
     An unknown key lists the valid ones; a value of the wrong type names the key and the expected type.
     """
+    from .methods import METHODS
+
     types = {f.name: f.type for f in fields(TrainConfig)}
     settings = {}
     for item in items or []:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set ot_eps=0.1")
-        key, text = (part.strip() for part in item.split("=", 1))
+        name, text = (part.strip() for part in item.split("=", 1))
+        method, _, key = name.rpartition(".")
+        if method and method not in METHODS:
+            raise ValueError(f"--set {item!r}: unknown method {method!r}; METHOD.KEY takes one of {', '.join(METHODS)}")
+        if method and key not in METHOD_KEYS:
+            raise ValueError(f"--set {item!r}: {key!r} cannot differ between methods; per method: {', '.join(METHOD_KEYS)}")
         if key not in types:
             raise ValueError(f"--set {item!r}: unknown setting {key!r}; valid settings: {', '.join(types)}")
         if key == "device":
@@ -124,10 +138,22 @@ def parse_settings(items) -> dict:
         except ValueError:
             raise ValueError(f"--set {item!r}: {key} expects {'an integer' if kind == 'int' else 'a number'}, "
                              f"got {text!r}") from None
-        if key in settings and settings[key] != value:
-            raise ValueError(f"--set {key} is given twice with different values ({settings[key]!r} and {value!r})")
-        settings[key] = value
+        if name in settings and settings[name] != value:
+            raise ValueError(f"--set {name} is given twice with different values ({settings[name]!r} and {value!r})")
+        settings[name] = value
     return settings
+
+
+def split_method_settings(settings: dict) -> tuple:
+    """``{"lr": 1, "ot.lr": 2}`` -> (``{"lr": 1}``, ``{"ot": {"lr": 2}}``): shared settings, and per method."""
+    shared, per_method = {}, {}
+    for name, value in settings.items():
+        method, _, key = name.rpartition(".")
+        if method:
+            per_method.setdefault(method, {})[key] = value
+        else:
+            shared[name] = value
+    return shared, per_method
 
 
 def defaults_for_encoder(encoder: str | None) -> dict:
@@ -182,6 +208,13 @@ class CompareConfig:
     device: str = "cpu"
     settings: dict = field(default_factory=dict)   # what --set changed, as given
     train: dict = field(default_factory=dict)      # every training setting used (TrainConfig)
+    eval_steps: list | None = None                 # a learning curve: each run evaluated at these steps
+    shard: str | None = None                       # "I/N": this folder runs the I-th of N slices of the run list
+    method_train: dict = field(default_factory=dict)   # per method, what differs from ``train`` (lr, steps, knob)
+
+    def train_for(self, method: str) -> dict:
+        """Every training setting a student of ``method`` uses."""
+        return {**self.train, **self.method_train.get(method, {})}
 
     def as_saved(self) -> dict:
         """The configuration as ``config.json`` holds it (JSON types: tuples become lists)."""
@@ -191,7 +224,7 @@ class CompareConfig:
 
 def make_config(preset="default", dataset="mtop", langs=None, methods=None, budgets=None, seeds=None,
                 split_seeds=None, data_dir=None, encoder=None, device="cpu", train_overrides=None,
-                split_seed=None) -> CompareConfig:
+                split_seed=None, eval_steps=None, shard=None) -> CompareConfig:
     """Resolve a preset plus overrides into a checked config; every error names its option."""
     from .data import MTOD_LANGS, MTOP_LANGS, check_langs
     from .methods import METHODS
@@ -232,13 +265,36 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
     encoder = encoder if encoder is not None else base.get("encoder")
     check_encoder_spec(encoder)
     overrides = dict(train_overrides or {})
-    train = {**TrainConfig().as_dict(), **defaults_for_encoder(encoder), **base["train"], **overrides, "device": device}
+    shared, per_method = split_method_settings(overrides)
+    train = {**TrainConfig().as_dict(), **defaults_for_encoder(encoder), **base["train"], **shared, "device": device}
+    method_train = {m: dict(v) for m, v in base.get("method_train", {}).items()}
+    for m, values in per_method.items():
+        method_train.setdefault(m, {}).update(values)
+    method_train = {m: v for m, v in method_train.items() if m in methods and v}
+    if eval_steps is not None:
+        eval_steps = sorted(unique([parse_positive(s, "--eval-steps") for s in eval_steps], "--eval-steps"))
+        if not eval_steps:
+            raise ValueError("--eval-steps: the list is empty")
+        if any("student_steps" in v for v in [shared, *per_method.values()]):
+            raise ValueError(f"--set student_steps contradicts --eval-steps (each run trains to the last of them, "
+                             f"{max(eval_steps)}); drop one of the two")
+        train["student_steps"] = max(eval_steps)
+        for values in method_train.values():
+            values.pop("student_steps", None)
+    if shard is not None:
+        index, count = parse_shard(shard)
+        shard = f"{index}/{count}"
     unknown = sorted(set(train) - set(TrainConfig().as_dict()))
     if unknown:
         raise ValueError(f"--set: unknown setting(s) {unknown}; valid: {', '.join(TrainConfig().as_dict())}")
     check_layers(TrainConfig(**train), encoder_layers(encoder))   # every value in range, or an error naming it
+    for m, values in method_train.items():
+        try:
+            TrainConfig(**{**train, **values})
+        except ValueError as err:
+            raise ValueError(f"--set {m}.…: {err}") from None
     return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seeds, data_dir, encoder, device,
-                         overrides, train)
+                         overrides, train, eval_steps, shard, method_train)
 
 
 def unique(values, option: str) -> list:
@@ -259,6 +315,27 @@ def parse_budget(b):
     if value < 1:
         raise ValueError(f"--budgets: a budget must be a positive integer or 'all', got {b!r}")
     return value
+
+
+def parse_positive(s, option: str) -> int:
+    try:
+        value = int(s)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option}: expected a positive integer, got {s!r}") from None
+    if isinstance(s, bool) or value < 1:
+        raise ValueError(f"{option}: expected a positive integer, got {s!r}")
+    return value
+
+
+def parse_shard(text) -> tuple:
+    """``"I/N"`` -> (I, N): the I-th (0-based) of N round-robin slices of the run list."""
+    try:
+        index, count = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4 (slice I of N, I from 0 to N-1)") from None
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"--shard {text!r}: I must be in 0..N-1 and N >= 1")
+    return index, count
 
 
 def parse_seed(s, option: str) -> int:
@@ -297,6 +374,10 @@ def check_layers(cfg: TrainConfig, layers: int) -> None:
                          f"ot_layer is 0 (embeddings) .. {layers} (the last), or -1 .. -{layers + 1} from the end")
     if frozen_layers(cfg.freeze) > layers:
         raise ValueError(f"setting freeze={cfg.freeze}: this encoder has only {layers} layers")
+    aligned = cfg.ot_layer % (layers + 1)
+    if frozen_layers(cfg.freeze) >= max(aligned, 1):
+        raise ValueError(f"settings ot_layer={cfg.ot_layer} and freeze={cfg.freeze}: the aligned layer is frozen, so OT "
+                         "would train nothing; align a layer above the frozen ones or freeze fewer")
 
 
 def check_encoder_spec(encoder) -> None:

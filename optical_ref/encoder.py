@@ -42,6 +42,7 @@ class Encoder(nn.Module):
         self.prefix = prefix      # prepended to every input text
         self.layer = layer        # hidden layer returned as ``tokens`` (OT aligns these); -1: the last
         self.prefixes = dict(prefixes or {})   # role -> prefix; e5: {"query": "query: ", "passage": "passage: "}
+        self.frozen_prefix = None # a FrozenPrefix: the frozen lower layers' outputs, looked up instead of recomputed
 
     def prefix_for(self, role: str) -> str:
         return self.prefixes.get(role, "")
@@ -52,7 +53,7 @@ class Encoder(nn.Module):
         view = Encoder.__new__(Encoder)
         nn.Module.__init__(view)
         view.model, view.max_length, view.prefix, view.layer = self.model, self.max_length, prefix, self.layer
-        view.prefixes = dict(self.prefixes)
+        view.prefixes, view.frozen_prefix = dict(self.prefixes), None
         return view
 
     @property
@@ -65,6 +66,7 @@ class Encoder(nn.Module):
         enc = tokenizer([self.prefix + t for t in texts], padding=True, truncation=True, max_length=self.max_length,
                         return_tensors="pt", return_special_tokens_mask=True)
         batch = {k: v.to(device) for k, v in enc.items()}
+        batch["texts"] = [self.prefix + t for t in texts]   # the frozen-prefix cache's keys
         if self.prefix:   # the prefix's tokens (right after <s>) are not aligned by OT: they are the same in every sentence
             n_prefix = len(tokenizer(self.prefix.strip(), add_special_tokens=False)["input_ids"])
             prefix_mask = torch.zeros_like(batch["attention_mask"], dtype=torch.bool)
@@ -72,18 +74,83 @@ class Encoder(nn.Module):
             batch["prefix_mask"] = prefix_mask
         return batch
 
+    @property
+    def n_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
     def forward(self, batch) -> Encoded:
         attention = batch["attention_mask"]
-        hidden = self.layer != -1
-        out = self.model(input_ids=batch["input_ids"], attention_mask=attention, output_hidden_states=hidden)
-        states = out.last_hidden_state
-        tokens = out.hidden_states[self.layer] if hidden else states
+        if self.frozen_prefix is not None:
+            states, tokens = self.frozen_prefix.forward_upper(self, batch)
+        else:
+            hidden = self.layer != -1
+            out = self.model(input_ids=batch["input_ids"], attention_mask=attention, output_hidden_states=hidden)
+            states = out.last_hidden_state
+            tokens = out.hidden_states[self.layer] if hidden else states
         token_mask = attention.bool() & ~batch["special_tokens_mask"].bool()
         if "prefix_mask" in batch:
             token_mask = token_mask & ~batch["prefix_mask"]
         weights = attention.unsqueeze(-1).to(states.dtype)
         sentence = (states * weights).sum(1) / weights.sum(1)
         return Encoded(tokens, token_mask, sentence)
+
+
+class FrozenPrefix:
+    """The frozen embeddings and lower ``k`` layers of an encoder, computed once per sentence and looked up.
+
+    With ``freeze=embeddings+K`` the student's first K layers never change, so their output for a sentence is a
+    constant: it is computed once (eval mode: frozen layers are a fixed feature extractor, without dropout, in
+    the uncached path too, see ``train.frozen_to_eval``) and every step runs only the upper layers forward and
+    backward. Keys are the input texts with their role prefix; a row holds the states of the sentence's real
+    positions (specials and prefix included) after layer k, and after the aligned layer when that is below k.
+    Attached to an encoder (``encoder.frozen_prefix = FrozenPrefix(...)``), it changes nothing but the cost.
+    """
+
+    def __init__(self, encoder: "Encoder", tokenizer, k: int, device="cpu", batch_size: int = 128):
+        if not 1 <= k <= encoder.n_layers:
+            raise ValueError(f"a frozen prefix needs 1 <= k <= {encoder.n_layers} layers, got {k}")
+        self.encoder, self.tokenizer, self.k, self.device, self.batch_size = encoder, tokenizer, k, device, batch_size
+        self.aligned = encoder.layer % (encoder.n_layers + 1)      # hidden_states index of the aligned layer
+        self.rows = {}
+
+    @torch.no_grad()
+    def _fill(self, texts) -> None:
+        missing = sorted({t for t in texts} - set(self.rows))
+        plain = self.encoder.with_role("")                  # texts already carry their prefix
+        plain.eval()
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start:start + self.batch_size]
+            batch = plain.batch(self.tokenizer, chunk, self.device)
+            out = self.encoder.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                     output_hidden_states=True)
+            lengths = batch["attention_mask"].sum(1).tolist()
+            for i, text in enumerate(chunk):
+                at_k = out.hidden_states[self.k][i, :lengths[i]]
+                aligned = out.hidden_states[self.aligned][i, :lengths[i]] if self.aligned < self.k else None
+                self.rows[text] = (at_k, aligned)
+
+    def _padded(self, texts, which: int, length: int) -> torch.Tensor:
+        rows = [self.rows[t][which] for t in texts]
+        out = torch.zeros(len(rows), length, rows[0].shape[-1], dtype=rows[0].dtype, device=rows[0].device)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = r
+        return out
+
+    def forward_upper(self, encoder: "Encoder", batch) -> tuple:
+        """(last hidden states, the aligned layer's states) of ``batch``: the cached prefix, then layers k+1.. of
+        ``encoder`` (whose upper layers may be training)."""
+        from transformers.masking_utils import create_bidirectional_mask
+
+        texts, attention = batch["texts"], batch["attention_mask"]
+        self._fill(texts)
+        hidden = self._padded(texts, 0, attention.shape[1])
+        mask = create_bidirectional_mask(config=encoder.model.config, inputs_embeds=hidden, attention_mask=attention)
+        states = {self.k: hidden}
+        for index, layer in enumerate(encoder.model.encoder.layer[self.k:], start=self.k + 1):
+            hidden = layer(hidden, mask)
+            states[index] = hidden
+        aligned = states[self.aligned] if self.aligned >= self.k else self._padded(texts, 1, attention.shape[1])
+        return hidden, aligned
 
 
 def build_encoder(vocab_size: int, seed: int, max_length: int = 64, layer: int = -1, **overrides) -> Encoder:

@@ -12,13 +12,28 @@ of (English sentence, translation) pairs and returns a scalar; padding never ent
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from .ot_torch import ot_loss
 
 
+class NonFiniteValues(ValueError):
+    """A loss was given NaN or infinite values (a diverged model, or bad input): never a NaN loss."""
+
+
+def _check(name: str, **tensors) -> None:
+    for what, x in tensors.items():
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{name}: {what} is an empty batch; give at least one row")
+        if not torch.isfinite(x).all():
+            raise NonFiniteValues(f"{name}: {what} holds NaN or inf (a diverged model?); the loss would be NaN")
+
+
 def kd_mse(student_sentence: torch.Tensor, teacher_sentence: torch.Tensor) -> torch.Tensor:
+    _check("kd_mse", student=student_sentence, teacher=teacher_sentence)
     if student_sentence.shape != teacher_sentence.shape:
         raise ValueError(f"kd_mse needs equal shapes, got {tuple(student_sentence.shape)} and "
                          f"{tuple(teacher_sentence.shape)}")
@@ -26,8 +41,9 @@ def kd_mse(student_sentence: torch.Tensor, teacher_sentence: torch.Tensor) -> to
 
 
 def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    if temperature <= 0:
-        raise ValueError(f"the KD temperature must be > 0, got {temperature}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"the KD temperature must be a finite number > 0, got {temperature}")
+    _check("kd_kl", student_logits=student_logits, teacher_logits=teacher_logits)
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"kd_kl needs equal shapes, got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
     T = temperature

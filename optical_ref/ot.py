@@ -190,11 +190,14 @@ def check_problem(a, b, C):
 # Building blocks.
 # --------------------------------------------------------------------------------------------------
 def logsumexp(Z: np.ndarray, axis: int) -> np.ndarray:
-    """log sum exp(Z) along ``axis``, computed as max + log sum exp(Z - max) so that nothing overflows."""
+    """log sum exp(Z) along ``axis``, computed as max + log sum exp(Z - max) so that nothing overflows.
+    A slice of all -inf gives -inf (an empty sum), a slice holding +inf gives +inf; never NaN from them."""
     Z_max = Z.max(axis=axis, keepdims=True)
+    Z_max = np.where(np.isfinite(Z_max), Z_max, 0.0)    # shift by 0 where the max is +-inf: exp gives 0 or inf
     shifted = Z - Z_max
     np.exp(shifted, out=shifted)  # in place: one n x m temporary instead of two
-    return np.log(shifted.sum(axis=axis)) + np.squeeze(Z_max, axis=axis)
+    with np.errstate(divide="ignore"):                  # log(0) = -inf is the right answer for an empty sum
+        return np.log(shifted.sum(axis=axis)) + np.squeeze(Z_max, axis=axis)
 
 
 def frobenius(P, C) -> float:
@@ -202,7 +205,14 @@ def frobenius(P, C) -> float:
     P, C = np.asarray(P, dtype=np.float64), np.asarray(C, dtype=np.float64)
     if P.shape != C.shape:
         raise ValueError(f"P and C must have the same shape, got {P.shape} and {C.shape}")
+    if not (np.all(np.isfinite(P)) and np.all(np.isfinite(C))):
+        raise ValueError("P and C must be finite (no NaN or inf): <P, C>_F would be NaN; check the solve and the cost")
     return float(np.sum(P * C))
+
+
+def _cost_or_nan(plan, C) -> float:
+    """<P, C>_F of a solve; NaN for a broken-down plan, which :func:`sinkhorn` then reports as a breakdown."""
+    return frobenius(plan, C) if np.all(np.isfinite(plan)) else float("nan")
 
 
 def sq_euclidean_cost(X, Y) -> np.ndarray:
@@ -327,7 +337,7 @@ def _sinkhorn_log(a, b, C, eps, tol, max_iter) -> SinkhornResult:
             break
 
     plan = np.exp(minus_C_over_eps + f[:, None] / eps + g[None, :] / eps)                 # (4)
-    return SinkhornResult(plan, f, g, frobenius(plan, C), n_iter, marginal_error, marginal_error <= tol)
+    return SinkhornResult(plan, f, g, _cost_or_nan(plan, C), n_iter, marginal_error, marginal_error <= tol)
 
 
 def _sinkhorn_kernel(a, b, C, eps, tol, max_iter) -> SinkhornResult:
@@ -358,7 +368,7 @@ def _sinkhorn_kernel(a, b, C, eps, tol, max_iter) -> SinkhornResult:
                 break
 
     plan = u[:, None] * K * v[None, :]                                                    # (1)
-    return SinkhornResult(plan, eps * np.log(u), eps * np.log(v), frobenius(plan, C), n_iter,
+    return SinkhornResult(plan, eps * np.log(u), eps * np.log(v), _cost_or_nan(plan, C), n_iter,
                           marginal_error, marginal_error <= tol)
 
 

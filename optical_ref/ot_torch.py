@@ -323,7 +323,8 @@ def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="abs
     eps follows the scale of the cost: a pretrained encoder's token costs sit in a narrow band where an
     absolute eps gives a nearly uniform plan. The training values (eps, cost, iterations, gradient) come
     from :class:`optical_ref.config.TrainConfig`; the paper does not state them.
-    Returns a (B,) tensor.
+    Returns a (B,) tensor. float16 / bfloat16 inputs are solved in float32 (returned as float32: the gradient
+    flows back to the 16-bit tensors, finite), since their range cannot hold a normalised cost and its plan.
     """
     if X.ndim != 3 or Y.ndim != 3 or X.shape[0] != Y.shape[0] or X.shape[2] != Y.shape[2]:
         raise ValueError(f"X and Y must be (B, n, d) and (B, m, d) with the same B and d, got "
@@ -336,9 +337,13 @@ def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="abs
         X = torch.where(torch.as_tensor(mask_x, device=X.device)[..., None], X, torch.zeros((), dtype=X.dtype, device=X.device))
     if mask_y is not None:
         Y = torch.where(torch.as_tensor(mask_y, device=Y.device)[..., None], Y, torch.zeros((), dtype=Y.dtype, device=Y.device))
+    low_precision = X.dtype in (torch.float16, torch.bfloat16)
+    if low_precision:   # 16-bit floats: normalising underflows (1e-12) and the solve loses its mass; work in float32
+        X, Y = X.float(), Y.float()
     C = cost_matrix(X, Y, cost)
-    return sinkhorn(None, None, C, effective_eps(C, mask_x, mask_y, eps, eps_mode), method=method, mask_a=mask_x,
-                    mask_b=mask_y, n_iter=n_iter, tol=tol, max_iter=max_iter, grad=grad).cost
+    losses = sinkhorn(None, None, C, effective_eps(C, mask_x, mask_y, eps, eps_mode), method=method, mask_a=mask_x,
+                      mask_b=mask_y, n_iter=n_iter, tol=tol, max_iter=max_iter, grad=grad).cost
+    return losses.to(torch.promote_types(losses.dtype, torch.float32)) if low_precision else losses
 
 
 def effective_eps(C, mask_x, mask_y, eps: float, eps_mode: str) -> float:

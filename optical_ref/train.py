@@ -28,7 +28,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .config import TrainConfig  # noqa: F401 (re-exported: the one home of every training choice)
-from .losses import kd_kl, kd_mse, ot_distill, supervised_ce
+from .losses import NonFiniteValues, kd_kl, kd_mse, ot_distill, supervised_ce
 
 from .methods import DISTILLATION_METHODS, METHODS  # noqa: F401 (re-exported for the tests)
 
@@ -143,27 +143,31 @@ def train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_tex
 class TeacherOutputs:
     tokens: list          # per sentence: (L_i, d) states of the real, non-special tokens
     sentence: torch.Tensor  # (N, d)
-    logits: torch.Tensor    # (N, n_intents)
+    logits: torch.Tensor | None   # (N, n_intents); None without an intent head (distil)
 
     def batch(self, idx):
         """Padded token states and their mask for the sentences ``idx``."""
         tokens = [self.tokens[i] for i in idx]
         padded = pad_sequence(tokens, batch_first=True)
         mask = pad_sequence([torch.ones(len(t), dtype=torch.bool) for t in tokens], batch_first=True)
-        return padded, mask, self.sentence[idx], self.logits[idx]
+        return padded, mask, self.sentence[idx], None if self.logits is None else self.logits[idx]
 
 
 @torch.no_grad()
 def teacher_outputs(encoder, head, tokenizer, texts, device="cpu", batch_size=128) -> TeacherOutputs:
-    encoder.eval(), head.eval()
+    """The frozen teacher's token states, sentence embeddings and (with a ``head``) intent logits of ``texts``."""
+    encoder.eval()
+    if head is not None:
+        head.eval()
     tokens, sentences, logits = [], [], []
     for start in range(0, len(texts), batch_size):
         out = encoder(encoder.batch(tokenizer, texts[start:start + batch_size], device))
         for k in range(out.tokens.shape[0]):
             tokens.append(out.tokens[k][out.token_mask[k]].cpu())
         sentences.append(out.sentence.cpu())
-        logits.append(head(out.sentence).cpu())
-    return TeacherOutputs(tokens, torch.cat(sentences), torch.cat(logits))
+        if head is not None:
+            logits.append(head(out.sentence).cpu())
+    return TeacherOutputs(tokens, torch.cat(sentences), torch.cat(logits) if logits else None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,7 +201,7 @@ def set_trainable(encoder, freeze: str) -> None:
 
 
 def _teacher_side(teacher, idx, cfg):
-    return (x.to(cfg.device) for x in teacher.batch(idx))
+    return (None if x is None else x.to(cfg.device) for x in teacher.batch(idx))
 
 
 def loss_kd_mse(s, idx, *, teacher, cfg, **_):
@@ -234,26 +238,54 @@ STUDENT_LOSSES = {"kd-mse": loss_kd_mse, "kd-kl": loss_kd_kl, "ot": loss_ot, "ot
 assert set(STUDENT_LOSSES) == set(METHODS) - {"zero-shot"}, "every trainable method needs its loss here"
 
 
+def frozen_to_eval(encoder, freeze: str) -> None:
+    """With ``embeddings+K`` the embeddings and the lower K layers are a fixed feature extractor: no dropout in
+    them (eval mode) while the layers above train, so that their output can be computed once (FrozenPrefix)."""
+    from .config import frozen_layers
+
+    k = frozen_layers(freeze)
+    if k is not None and k >= 1:
+        encoder.model.embeddings.eval()
+        for layer in encoder.model.encoder.layer[:k]:
+            layer.eval()
+
+
 def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, cfg: TrainConfig, seed: int, *,
-                  teacher: TeacherOutputs | None = None, target_labels=None, progress=None):
+                  teacher: TeacherOutputs | None = None, target_labels=None, progress=None, frozen_prefix=None,
+                  eval_steps=(), on_eval=None):
     """Train one student from a copy of the teacher's encoder; returns (student, per-step losses).
 
     ``teacher`` holds the frozen teacher's outputs on the English side of the pairs (row i of it belongs
-    to ``target_texts[i]``); ``target_labels`` are read only by ``target-supervised``.
+    to ``target_texts[i]``); ``target_labels`` are read only by ``target-supervised``. ``frozen_prefix`` (an
+    :class:`optical_ref.encoder.FrozenPrefix` of ``teacher_encoder`` for ``freeze=embeddings+K``) replaces the
+    frozen layers' computation by a look-up: the same numbers, cheaper steps. ``on_eval(step, student, losses)``
+    is called (the student in eval mode, no gradient) after each step listed in ``eval_steps``: one run gives a
+    learning curve, and its point at step s is the run of s steps (the batches and the random state of the
+    first s steps do not depend on the total).
     """
+    from .config import frozen_layers
+
     if method not in STUDENT_LOSSES:
         raise ValueError(f"cannot train a student with method {method!r}; trainable: {', '.join(STUDENT_LOSSES)}")
     if method == "target-supervised" and target_labels is None:
         raise ValueError("target-supervised needs target_labels")
     if method != "target-supervised" and teacher is None:
         raise ValueError(f"{method} needs the teacher's outputs on the English side")
+    if frozen_prefix is not None and frozen_prefix.k != frozen_layers(cfg.freeze):
+        raise ValueError(f"the frozen prefix covers {frozen_prefix.k} layers but freeze={cfg.freeze}")
+    if any(not 1 <= s <= cfg.student_steps for s in eval_steps):
+        raise ValueError(f"eval_steps {list(eval_steps)} must lie in 1..student_steps={cfg.student_steps}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     student = copy.deepcopy(teacher_encoder).to(cfg.device)
+    student.frozen_prefix = frozen_prefix
     set_trainable(student, cfg.freeze)               # the copy is trainable even if the teacher is frozen
-    head.eval()
-    for p in head.parameters():
-        p.requires_grad_(False)                      # the teacher's head stays frozen
+    if head is not None:
+        head.eval()
+        for p in head.parameters():
+            p.requires_grad_(False)                  # the teacher's head stays frozen
+    elif method in ("kd-kl", "target-supervised"):
+        raise ValueError(f"{method} reads the teacher's intent head; none was given")
     optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     compute_loss = STUDENT_LOSSES[method]
@@ -262,12 +294,16 @@ def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, c
     losses, step = [], 0
     n_epochs = math.ceil(cfg.student_steps / math.ceil(len(target_texts) / cfg.batch_size))
     student.train()
+    frozen_to_eval(student, cfg.freeze)
     for epoch in range(n_epochs):
         for idx in shuffled_batches(len(target_texts), cfg.batch_size, rng):
             if step == cfg.student_steps:
                 break
             s = student(student.batch(tokenizer, [target_texts[i] for i in idx], cfg.device))
-            loss = compute_loss(s, idx, head=head, teacher=teacher, labels=labels, cfg=cfg)
+            try:
+                loss = compute_loss(s, idx, head=head, teacher=teacher, labels=labels, cfg=cfg)
+            except NonFiniteValues:
+                raise TrainingDiverged(diverged_message(method, step + 1, cfg)) from None
             if not torch.isfinite(loss):
                 raise TrainingDiverged(diverged_message(method, step + 1, cfg))
             optimizer.zero_grad()
@@ -277,5 +313,11 @@ def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, c
             step += 1
             if progress:
                 progress(step, cfg.student_steps, losses[-1])
+            if step in eval_steps and on_eval is not None:
+                student.eval()
+                with torch.no_grad():
+                    on_eval(step, student, losses)
+                student.train()
+                frozen_to_eval(student, cfg.freeze)
     student.eval()
     return student, losses

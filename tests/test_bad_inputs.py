@@ -163,7 +163,6 @@ def test_a_foreign_teacher_in_the_output_folder_is_never_reused(tiny_data, tmp_p
 
 @pytest.mark.parametrize("damage", ["teacher.json", "weights.pt", "config.json"])
 def test_damaged_run_files_are_named_with_how_to_recover(tiny_data, tmp_path, damage, capsys):
-    from optical_ref.__main__ import main
     out = tmp_path / "out"
     cfg = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data), train_overrides=TINY)
     run_comparison(cfg, out, progress_bars=False)
@@ -174,7 +173,6 @@ def test_damaged_run_files_are_named_with_how_to_recover(tiny_data, tmp_path, da
 
 
 def test_resume_refuses_flags_that_contradict_the_saved_configuration(tiny_data, tmp_path, capsys):
-    from optical_ref.__main__ import main
     out = tmp_path / "out"
     run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
                                train_overrides=TINY), out, progress_bars=False)
@@ -185,7 +183,6 @@ def test_resume_refuses_flags_that_contradict_the_saved_configuration(tiny_data,
 
 
 def test_an_out_that_is_a_file_is_one_clear_line(tmp_path, capsys):
-    from optical_ref.__main__ import main
     (tmp_path / "taken").write_text("x")
     message = cli_error(capsys, ["compare", "--out", str(tmp_path / "taken"), "--methods", "zero-shot", "--langs", "de"])
     assert "is a file, not a folder" in message
@@ -256,3 +253,147 @@ def test_the_numpy_reference_raises_on_an_impossible_scale_even_with_n_iter():
     from optical_ref.ot import SinkhornBreakdownError, sinkhorn
     with pytest.raises(SinkhornBreakdownError):
         sinkhorn(None, None, np.random.default_rng(0).random((3, 3)), 1e-310, n_iter=10)
+
+
+# ------------------------------------------------------------------------------------------------
+# The second tour (never a silent wrong number, never a user's file lost)
+# ------------------------------------------------------------------------------------------------
+def test_encoder_prepare_never_deletes_a_folder_that_holds_other_files(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    (mine / "other-model").mkdir(parents=True)
+    (mine / "other-model" / "weights.bin").write_bytes(b"precious")
+    (mine / "README.txt").write_text("mine")
+    message = cli_error(capsys, ["encoder", "prepare", "e5-small", "--out", str(mine)])
+    assert "holds other files" in message and "nothing was changed" in message
+    assert (mine / "other-model" / "weights.bin").read_bytes() == b"precious" and (mine / "README.txt").is_file()
+
+
+def test_a_diverged_student_is_recorded_as_failed_and_never_scored(tiny_data, tmp_path, monkeypatch):
+    from optical_ref import train
+    real = train.STUDENT_LOSSES["kd-mse"]
+
+    def explodes(s, idx, **kw):
+        return real(s, idx, **kw) * float("nan")
+    monkeypatch.setitem(train.STUDENT_LOSSES, "kd-mse", explodes)
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse"], data_dir=str(tiny_data),
+                      train_overrides=TINY)
+    results = run_comparison(cfg, tmp_path / "out", progress_bars=False)
+    assert [r["method"] for r in results["runs"]] == ["zero-shot"]
+    assert len(results["failed_runs"]) == 1 and "kd-mse diverged at step 1" in results["failed_runs"][0]["failed"]
+    assert "lower lr" in results["failed_runs"][0]["failed"]
+    assert "failed and are not scored" in (tmp_path / "out" / "summary.md").read_text()
+    again = run_comparison(cfg, tmp_path / "out", progress_bars=False)      # a resume does not retry it forever
+    assert len(again["failed_runs"]) == 1
+
+
+def test_non_finite_embeddings_are_not_scored(tiny_data):
+    from optical_ref.evaluate import NonFiniteEmbeddings, retrieval_ranks
+    assert retrieval_ranks(torch.full((4, 3), float("nan")), torch.randn(4, 3)).tolist() == [4] * 4
+    with pytest.raises(NonFiniteEmbeddings):
+        raise NonFiniteEmbeddings("x")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"ot_layer": 99}, "ot_layer=99 is out of range: this encoder has 2 layers"),
+    ({"ot_layer": -99}, "out of range"),
+    ({"max_length": 2}, "max_length"),
+    ({"kd_temperature": 1e-30}, "0.01 <= T <= 1000"),
+    ({"kd_temperature": 1e30}, "0.01 <= T <= 1000"),
+    ({"ot_eps": 1e-300}, "1e-4 <= eps"),
+    ({"lr": 1e10}, "learning rate <= 1"),
+    ({"freeze": "embeddings+99"}, "has only 2 layers"),
+    ({"freeze": "embeddings+2"}, "the aligned layer is frozen"),
+])
+def test_every_setting_either_acts_or_is_refused_before_any_write(overrides, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        make_config("quick", train_overrides=overrides)
+
+
+def test_a_teacher_whose_weights_lack_trained_keys_is_refused_naming_them(tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
+                               train_overrides=TINY), out, progress_bars=False)
+    weights = out / "teacher" / "split-0" / "weights.pt"
+    state = torch.load(weights, weights_only=True)
+    state["encoder"] = {}
+    torch.save(state, weights)
+    message = cli_error(capsys, ["compare", "--resume", str(out)])
+    assert "weights.pt" in message and "missing" in message and "delete" in message
+
+
+def test_logsumexp_of_empty_and_infinite_slices_is_minus_or_plus_inf_never_nan():
+    from optical_ref.ot import logsumexp
+    out = logsumexp(np.array([[-np.inf, -np.inf], [np.inf, 1.0], [1.0, 2.0]]), axis=1)
+    assert out[0] == -np.inf and out[1] == np.inf and out[2] == pytest.approx(np.logaddexp(1.0, 2.0))
+
+
+def test_the_small_losses_refuse_nan_empty_batches_and_non_finite_temperatures():
+    from optical_ref.losses import kd_kl, kd_mse
+    from optical_ref.ot import frobenius
+    with pytest.raises(ValueError, match="finite"):
+        frobenius(np.ones((2, 2)), np.array([[0.0, np.nan], [1.0, 1.0]]))
+    x = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        kd_mse(x, torch.full_like(x, float("nan")))
+    with pytest.raises(ValueError, match="empty batch"):
+        kd_mse(torch.zeros(0, 4), torch.zeros(0, 4))
+    with pytest.raises(ValueError, match="empty batch"):
+        kd_kl(torch.zeros(0, 4), torch.zeros(0, 4), 2.0)
+    for T in (float("nan"), float("inf"), -1.0, 0.0):
+        with pytest.raises(ValueError, match="finite number > 0"):
+            kd_kl(x, x, T)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_ot_loss_in_16_bit_floats_with_padding_has_finite_loss_and_gradients(dtype):
+    from optical_ref.ot_torch import ot_loss
+    torch.manual_seed(0)
+    X = torch.randn(2, 5, 8).to(dtype).requires_grad_(True)
+    Y = torch.randn(2, 6, 8).to(dtype)
+    mx = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    my = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    loss = ot_loss(X, Y, mx, my, eps=0.05, n_iter=50)
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(X.grad.float()).all()
+    reference = ot_loss(X.detach().float(), Y.float(), mx, my, eps=0.05, n_iter=50)
+    torch.testing.assert_close(loss, reference, atol=1e-6, rtol=0)
+
+
+def test_a_second_compare_on_a_folder_in_use_is_refused(tmp_path):
+    from optical_ref.runstore import FolderLock
+    with FolderLock(tmp_path):
+        with pytest.raises(RunFolderError, match="in use by another compare"):
+            with FolderLock(tmp_path):
+                pass
+    with FolderLock(tmp_path):    # released: usable again
+        pass
+
+
+def test_resume_with_another_out_is_refused_not_ignored(tmp_path, capsys):
+    message = cli_error(capsys, ["compare", "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    assert "drop --out" in message
+
+
+def test_a_run_folder_belongs_to_one_dataset_and_follows_it_when_it_moves(tiny_data, tmp_path, capsys):
+    import shutil
+    out = tmp_path / "out"
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data), train_overrides=TINY)
+    run_comparison(cfg, out, progress_bars=False)
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_data, moved)
+    assert "error" not in capsys.readouterr().err
+    from optical_ref.__main__ import main
+    assert main(["compare", "--resume", str(out), "--data-dir", str(moved)]) == 0      # the same data, elsewhere
+    other = tmp_path / "other"
+    shutil.copytree(tiny_data, other)
+    path = next((other / "mtop").glob("*.json"))
+    path.write_text(path.read_text().replace("alarm", "alarms", 1))
+    message = cli_error(capsys, ["compare", "--resume", str(out), "--data-dir", str(other)])
+    assert "runs made on other data" in message and str(tiny_data) in message and str(other) in message
+
+
+def test_a_failed_start_leaves_no_folder_behind(tmp_path, capsys):
+    out = tmp_path / "never"
+    cli_error(capsys, ["compare", "--out", str(out), "--langs", "de", "--data-dir", str(tmp_path / "nowhere"),
+                       "--offline"])
+    assert not out.exists()

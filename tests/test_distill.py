@@ -242,7 +242,6 @@ def test_a_missing_data_dir_is_refused_before_training(tmp_path):
 
 
 def test_the_command_line_reports_bad_settings_in_one_line(capsys):
-    from optical_ref.__main__ import main
     message = cli_error(capsys, ["compare", "--methods", "magic"])
     assert "unknown method" in message
 

@@ -90,7 +90,6 @@ def test_offline_refuses_to_download_and_keeps_the_clear_error(tmp_path, monkeyp
 
 
 def test_the_command_line_offline_flag_fails_at_once_in_one_line(tmp_path, capsys):
-    from optical_ref.__main__ import main
     message = cli_error(capsys, ["compare", "--offline", "--data-dir", str(tmp_path / "nowhere")])
     assert "could not find the mtop data" in message and "offline" in message
 

@@ -139,7 +139,9 @@ def test_the_score_table_has_one_row_per_student_and_the_documented_json(graded,
     root, result = graded
     write_csv(result, tmp_path / "grades.csv")
     rows = (tmp_path / "grades.csv").read_text().splitlines()
-    assert rows[0].startswith("student,kernel-sinkhorn,") and len(rows) == 4
+    assert rows[0].startswith("# optical-ref") and f"seed {result['seed']}" in rows[0]      # reproducible
+    assert rows[1].startswith("student,kernel-sinkhorn,") and rows[1].endswith(",total_percent") and len(rows) == 5
+    assert "max" not in rows[1]
     entry = result["students"]["ada"]["kd-kl"]
     assert set(entry) >= {"passed", "total", "score", "failed"} and 0 <= entry["score"] <= 1
     json.dumps(result)
@@ -160,8 +162,10 @@ def test_the_command_line_grades_a_folder_in_one_command(tmp_path, capsys):
     assert main(["check", "--grade", str(tmp_path / "class"), "--seed", "3", "--json", str(tmp_path / "g.json"),
                  "--csv", str(tmp_path / "g.csv")]) == 0
     assert "seed 3" in capsys.readouterr().out
-    assert json.loads((tmp_path / "g.json").read_text())["dev"]["frobenius"]["score"] == 1.0
-    assert (tmp_path / "g.csv").read_text().splitlines()[1].startswith("dev,0.0,0.0,1.0")
+    saved = json.loads((tmp_path / "g.json").read_text())
+    assert saved["students"]["dev"]["frobenius"]["score"] == 1.0 and saved["seed"] == 3 and saved["version"]
+    assert (tmp_path / "g.csv").read_text().splitlines()[2].startswith("dev,0.0,0.0,1.0")
+    assert not (tmp_path / "class" / "grades.csv").exists()     # never written into the submissions
 
 
 @pytest.mark.parametrize("kind", ["sinkhorn", "frobenius", "kd_mse", "kd_kl", "ot_loss", "batched_sinkhorn"])
@@ -229,3 +233,84 @@ def test_nan_in_padding_and_an_unnormalised_cosine_are_named():
                         tol=1e-12, max_iter=100_000).cost
 
     assert "unnormalised cosine" in hints(check_exercise("ot-loss", unnormalised))
+
+
+# ---- a class a course can trust: cheats score 0, no student reaches another ----------------------------
+@pytest.fixture(scope="module")
+def hostile_class(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    frobenius_only = lambda code: {"ex03_frobenius.py": code}   # noqa: E731
+    write_student(root / "a-correct", frobenius_only(CORRECT["ex03_frobenius.py"]))
+    write_student(root / "b-reexport", frobenius_only("from optical_ref.ot import frobenius\n"))
+    write_student(root / "c-reload", frobenius_only("""
+        import importlib
+        import optical_ref.ot
+        def frobenius(P, C):
+            return importlib.reload(optical_ref.ot).frobenius(P, C)
+    """))
+    write_student(root / "d-lookup", frobenius_only("""
+        import json, pathlib, optical_ref
+        CASES = json.loads((pathlib.Path(optical_ref.__file__).parent / "reference" / "frobenius.json").read_text())
+        def frobenius(P, C):
+            for case in CASES["cases"]:
+                if case["inputs"]["P"] == P.tolist():
+                    return case["expected"]["value"]
+            return 0.0
+    """))
+    write_student(root / "e-exits", frobenius_only("import sys\nsys.exit(3)\n"))
+    write_student(root / "f-loops", frobenius_only("""
+        def frobenius(P, C):
+            while True:
+                pass
+    """))
+    write_student(root / "g-patches", frobenius_only("""
+        import optical_ref.reference.engine as engine
+        engine.max_abs_error = lambda *a: 0.0
+        engine.judge_case = None
+        def frobenius(P, C):
+            return 42.0
+    """))
+    write_student(root / "h-after", frobenius_only("def frobenius(P, C):\n    return 42.0\n"))
+    return grade(root, seed=5, progress=lambda *_: None, time_limit=4)["students"]
+
+
+def test_a_correct_submission_scores_full_marks_in_the_sandbox(hostile_class):
+    assert hostile_class["a-correct"]["frobenius"]["score"] == 1.0
+
+
+def test_a_re_exported_library_function_scores_zero_with_the_reason(hostile_class):
+    row = hostile_class["b-reexport"]["frobenius"]
+    assert row["score"] == 0 and "not defined in ex03_frobenius.py" in row["note"]
+
+
+def test_reaching_the_library_through_reload_scores_zero(hostile_class):
+    row = hostile_class["c-reload"]["frobenius"]
+    assert row["score"] == 0 and "optical_ref.ot.frobenius" in row["note"]
+
+
+def test_looking_up_public_values_scores_well_below_a_pass(hostile_class):
+    row = hostile_class["d-lookup"]["frobenius"]
+    assert row["score"] <= 0.3 and row["passed"] == len(load("frobenius")["cases"])
+
+
+def test_an_exit_or_an_endless_loop_costs_that_student_that_exercise_only(hostile_class):
+    assert hostile_class["e-exits"]["frobenius"]["score"] == 0
+    assert "exit code 3" in hostile_class["e-exits"]["frobenius"]["note"]
+    assert "time limit of 4 s" in hostile_class["f-loops"]["frobenius"]["note"]
+    assert hostile_class["a-correct"]["frobenius"]["score"] == 1      # the students around them are untouched
+
+
+def test_patching_the_engine_changes_no_score(hostile_class):
+    assert hostile_class["g-patches"]["frobenius"]["score"] == 0
+    assert hostile_class["h-after"]["frobenius"]["score"] == 0      # 42 is wrong for the next student too
+
+
+def test_hidden_cases_outnumber_public_ones_and_say_what_they_hold():
+    from optical_ref.check import cases_for
+    from optical_ref.reference.hidden import hidden_cases
+    for name, exercise in EXERCISES.items():
+        cases = [c["name"] for c in cases_for(name, exercise, 0)]
+        hidden = [c for c in cases if c.startswith("hidden-")]
+        assert len(hidden) > len(cases) - len(hidden), name
+    names = [c["name"] for c in hidden_cases("ot_loss", np.random.default_rng(1), 8)]
+    assert all(n.endswith(("nan-in-padding", "no-padding")) for n in names)

@@ -66,10 +66,29 @@ def resolve_budget(budget, n_available: int, lang: str) -> int:
 
 def load_setting(dataset: str, root, langs, split_seed: int) -> Setting:
     if dataset == "mtop":
-        return mtop_setting(root, langs, split_seed)
-    if dataset == "mtod":
-        return mtod_setting(root, langs, split_seed)
-    raise ValueError(f"unknown dataset {dataset!r}; choose mtop or mtod")
+        setting = mtop_setting(root, langs, split_seed)
+    elif dataset == "mtod":
+        setting = mtod_setting(root, langs, split_seed)
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; choose mtop or mtod")
+    setting.description["data_sha256"] = data_identity(root, dataset)
+    return setting
+
+
+def data_identity(root, dataset: str) -> str:
+    """The identity of the data a run reads: sha256 over the relative path and content of every file of
+    ``root/dataset`` (the same data in another folder has the same identity; any changed byte changes it)."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(root) / dataset
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SOURCE.md"):
+        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def mtop_setting(root, langs, split_seed: int) -> Setting:

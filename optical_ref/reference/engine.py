@@ -223,54 +223,64 @@ def _user_frame(err) -> str:
     return f"{Path(where.filename).name}:{where.lineno}"
 
 
+def call_case(kind: str, fn, case) -> tuple:
+    """Call ``fn`` on one case's inputs: ("ok", {field: value}) or ("crash", message). No expected value is read,
+    so this half can run where the implementation runs (the grader's sandbox process)."""
+    spec = KINDS[kind]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = spec.call(fn, case["inputs"])
+    except Exception as err:  # the implementation may raise anything: it is this case's failure
+        return "crash", f"the function raised {type(err).__name__}: {err} (at {_user_frame(err)})"
+    fields = fields_of(raw, spec.main)
+    if fields.get(spec.main) is None:
+        return "crash", f"the function returned None: did it forget `return`? (expected {spec.main})"
+    return "ok", fields
+
+
+def judge_case(kind: str, case, outcome: tuple, hint=None, skip_fields=()) -> CaseResult:
+    """Compare the outcome of :func:`call_case` with the case's expected values (and explain a failure)."""
+    spec = KINDS[kind]
+    main_tol = tolerance_of(case, spec.main)
+    status, fields = outcome
+    if status != "ok":
+        return CaseResult(case["name"], False, None, main_tol, crash=fields)
+    try:
+        errors = {k: v for k, v in spec.compare(fields, case).items() if k not in skip_fields}
+    except (TypeError, ValueError) as err:
+        return CaseResult(case["name"], False, None, main_tol, crash=f"the result cannot be read as {spec.main}: {err}")
+    failed = {k: v for k, v in errors.items() if not v <= tolerance_of(case, k)}
+    passed = not failed
+    worst = max(errors.values())
+    main_value = fields[spec.main]
+    failing_tol = tolerance_of(case, next(iter(failed))) if failed else main_tol
+    result = CaseResult(case["name"], passed, worst, failing_tol, errors=errors,
+                        result=main_value if spec.main != "plan" else to_array(main_value))
+    if not passed:
+        shape = np.shape(result.result) if spec.main == "plan" else None
+        expected_shape = np.shape(case["expected"].get("plan")) if spec.main == "plan" else None
+        if shape is not None and shape != expected_shape:
+            transposed = tuple(shape[:-2]) + tuple(shape[-2:][::-1]) == tuple(expected_shape) if len(shape) >= 2 else False
+            result.hint = (f"wrong shape: the result is {shape}, the expected plan is {expected_shape}"
+                           + ("; transposed plan: P has one row per entry of a (mask_a) and one column per entry"
+                              " of b (mask_b)" if transposed else ""))
+        elif hint:
+            plain = result.result if spec.main != "value" else float(to_array(main_value))
+            result.hint = hint(kind, to_array(plain) if spec.main in ("plan", "losses") else plain, case)
+    return result
+
+
 def run_cases(kind: str, fn, case_filter=None, hint=None, cases=None, profile=None, skip_fields=()) -> list:
     """Run ``fn`` on every case of ``kind`` (or on ``cases``); ``hint(kind, result, case)`` may explain a
     failure; ``profile(case)`` returns tolerances that replace the file's; ``skip_fields`` are not compared."""
-    spec = KINDS[kind]
     results = []
     for case in (cases if cases is not None else load(kind)["cases"]):
         if profile is not None:
             case = {**case, "tolerance": profile(case)}
         if case_filter and not case_filter(case):
             continue
-        main_tol = tolerance_of(case, spec.main)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                raw = spec.call(fn, case["inputs"])
-        except Exception as err:  # the implementation may raise anything: it is this case's failure
-            results.append(CaseResult(case["name"], False, None, main_tol,
-                                      crash=f"the function raised {type(err).__name__}: {err} (at {_user_frame(err)})"))
-            continue
-        fields = fields_of(raw, spec.main)
-        if fields.get(spec.main) is None:
-            results.append(CaseResult(case["name"], False, None, main_tol,
-                                      crash=f"the function returned None: did it forget `return`? (expected {spec.main})"))
-            continue
-        try:
-            errors = {k: v for k, v in spec.compare(fields, case).items() if k not in skip_fields}
-        except (TypeError, ValueError) as err:
-            results.append(CaseResult(case["name"], False, None, main_tol,
-                                      crash=f"the result cannot be read as {spec.main}: {err}"))
-            continue
-        failed = {k: v for k, v in errors.items() if not v <= tolerance_of(case, k)}
-        passed = not failed
-        worst = max(errors.values())
-        main_value = fields[spec.main]
-        result = CaseResult(case["name"], passed, worst, main_tol, errors=errors,
-                            result=main_value if spec.main != "plan" else to_array(main_value))
-        if not passed:
-            shape = np.shape(result.result) if spec.main == "plan" else None
-            expected_shape = np.shape(case["expected"].get("plan")) if spec.main == "plan" else None
-            if shape is not None and shape != expected_shape:
-                transposed = tuple(shape[:-2]) + tuple(shape[-2:][::-1]) == tuple(expected_shape) if len(shape) >= 2 else False
-                result.hint = (f"wrong shape: the result is {shape}, the expected plan is {expected_shape}"
-                               + ("; transposed plan: P has one row per entry of a (mask_a) and one column per entry"
-                                  " of b (mask_b)" if transposed else ""))
-            elif hint:
-                plain = result.result if spec.main != "value" else float(to_array(main_value))
-                result.hint = hint(kind, to_array(plain) if spec.main in ("plan", "losses") else plain, case)
-        results.append(result)
+        results.append(judge_case(kind, case, call_case(kind, fn, case), hint, skip_fields))
     return results
 
 

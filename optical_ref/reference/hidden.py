@@ -75,7 +75,8 @@ def _hidden_case(kind, rng, k, n, small_eps):
         mask_a[i, :int(r.integers(1, n_max + 1))] = True
         mask_b[i, :int(r.integers(1, m_max + 1))] = True
     eps = float(r.choice([0.1, 0.2, 0.3]))
-    name = f"{k}-B{B}-eps{eps}-nan-in-padding"
+    padded = not bool(mask_a.all() and mask_b.all())
+    name = f"{k}-B{B}-eps{eps}-" + ("nan-in-padding" if padded else "no-padding")   # says what the case holds
     if kind == "ot_loss":
         d = int(r.integers(2, 7))
         X = torch.randn(B, n_max, d, generator=g, dtype=torch.float64)

@@ -1,0 +1,206 @@
+"""The comparison at scale, specified: a cached frozen prefix changes the cost and nothing else; a learning curve
+from one run equals separate runs; workers, shards and merges give the records of one plain run; concurrent
+appends to the run store lose nothing."""
+import json
+
+import pytest
+import torch
+
+from optical_ref.encoder import FrozenPrefix, IntentHead, build_encoder
+from optical_ref.text import train_tokenizer
+from optical_ref.train import TrainConfig, teacher_outputs, train_student
+
+ENGLISH = ["play some music now", "what is the weather today", "set an alarm for six", "call my mother please",
+           "turn the lights off", "remind me to buy milk"] * 3
+TARGET = ["spiele etwas musik jetzt", "wie ist das wetter heute", "stelle einen wecker auf sechs",
+          "ruf bitte meine mutter an", "mach das licht aus", "erinnere mich milch zu kaufen"] * 3
+
+
+@pytest.fixture(scope="module")
+def models():
+    tokenizer = train_tokenizer(ENGLISH + TARGET, vocab_size=300, min_frequency=1)
+    encoder = build_encoder(len(tokenizer), seed=0, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                            layer=-1)
+    head = IntentHead(encoder.dim, 6)
+    encoder.eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    english_side = teacher_outputs(encoder, head, tokenizer, ENGLISH)
+    return tokenizer, encoder, head, english_side
+
+
+def _train(models, method, freeze, cached, layer=-1, steps=6, eval_steps=(), on_eval=None):
+    tokenizer, encoder, head, english_side = models
+    encoder.layer = layer
+    cfg = TrainConfig(student_steps=steps, batch_size=4, lr=1e-3, freeze=freeze, ot_n_iter=20)
+    prefix = FrozenPrefix(encoder, tokenizer, int(freeze.split("+")[1])) if cached else None
+    return train_student(method, encoder, head, tokenizer, TARGET, cfg, seed=3, teacher=english_side,
+                         frozen_prefix=prefix, eval_steps=eval_steps, on_eval=on_eval)
+
+
+@pytest.mark.parametrize("method,freeze,layer", [("kd-mse", "embeddings+1", -1), ("ot", "embeddings+1", -1),
+                                                ("ot", "embeddings+2", 3), ("kd-mse", "embeddings+2", 1)])
+def test_a_cached_frozen_prefix_gives_the_weights_and_outputs_of_the_full_forward(models, method, freeze, layer):
+    plain, plain_losses = _train(models, method, freeze, cached=False, layer=layer)
+    cached, cached_losses = _train(models, method, freeze, cached=True, layer=layer)
+    assert cached_losses == pytest.approx(plain_losses, abs=1e-5)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), cached.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=name)
+    tokenizer = models[0]
+    batch = plain.batch(tokenizer, TARGET[:5])
+    out_plain, out_cached = plain(batch), cached(cached.batch(tokenizer, TARGET[:5]))
+    torch.testing.assert_close(out_cached.sentence, out_plain.sentence, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out_cached.tokens[out_plain.token_mask], out_plain.tokens[out_plain.token_mask],
+                               atol=1e-5, rtol=0)
+
+
+def test_a_frozen_prefix_refuses_a_depth_the_freeze_setting_does_not_have(models):
+    with pytest.raises(ValueError, match="frozen prefix covers 1 layers but freeze=embeddings\\+2"):
+        train_student("kd-mse", models[1], models[2], models[0], TARGET, TrainConfig(student_steps=2, freeze="embeddings+2"), 0,
+            teacher=models[3], frozen_prefix=FrozenPrefix(models[1], models[0], 1))
+
+
+def test_a_learning_curve_point_is_the_separate_run_of_that_many_steps(models):
+    seen = {}
+    _train(models, "ot", "embeddings+1", cached=True, steps=7, eval_steps=(2, 5, 7),
+           on_eval=lambda step, student, losses: seen.__setitem__(step, {k: v.clone() for k, v in
+                                                                           student.state_dict().items()}))
+    assert sorted(seen) == [2, 5, 7]
+    for steps in (2, 5):
+        alone, _ = _train(models, "ot", "embeddings+1", cached=True, steps=steps)
+        for name, value in alone.state_dict().items():
+            torch.testing.assert_close(seen[steps][name], value, atol=0, rtol=0, msg=f"{steps} steps: {name}")
+
+
+# ------------------------------------------------------------------------------------------------
+# The comparison: curves, workers, shards, merges
+# ------------------------------------------------------------------------------------------------
+TINY = {"teacher_epochs": 1, "student_steps": 3}
+
+
+def _records(folder):
+    keep = lambda r: {k: v for k, v in r.items() if k not in ("train_seconds", "ms_per_step")}
+    return sorted((keep(json.loads(line)) for line in (folder / "runs.jsonl").read_text().splitlines()),
+                  key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def _config(tiny_data, **kwargs):
+    from optical_ref.config import make_config
+    args = dict(langs=["de"], methods=["zero-shot", "kd-mse", "ot"], seeds=[0, 1], data_dir=str(tiny_data),
+                train_overrides=TINY)
+    return make_config("quick", **{**args, **kwargs})
+
+
+def test_a_curve_record_at_s_steps_is_the_record_of_a_separate_s_step_run(tiny_data, tmp_path):
+    from optical_ref.compare import run_comparison
+    from optical_ref.config import make_config
+    curve = run_comparison(_config(tiny_data, eval_steps=[1, 3], train_overrides={"teacher_epochs": 1}),
+                           tmp_path / "curve", progress_bars=False)
+    run_comparison(_config(tiny_data, train_overrides={"teacher_epochs": 1, "student_steps": 1}), tmp_path / "alone",
+                   progress_bars=False)
+    at_1 = [r for r in _records(tmp_path / "curve") if r["steps"] in (0, 1)]
+    assert len(at_1) == 6 and at_1 == _records(tmp_path / "alone")    # zero-shot and 2 methods, 2 seeds each
+    assert {r["steps"] for r in curve["runs"]} == {0, 1, 3}
+    assert make_config("quick", eval_steps=["40", "20"]).train["student_steps"] == 40
+
+
+def test_two_workers_give_the_records_of_one(tiny_data, tmp_path):
+    from optical_ref.compare import run_comparison
+    run_comparison(_config(tiny_data), tmp_path / "one", progress_bars=False)
+    run_comparison(_config(tiny_data), tmp_path / "two", progress_bars=False, workers=2)
+    assert _records(tmp_path / "two") == _records(tmp_path / "one")
+
+
+def test_shards_merged_are_one_unsharded_run(tiny_data, tmp_path):
+    from optical_ref.compare import merge_folders, run_comparison
+    whole = run_comparison(_config(tiny_data), tmp_path / "whole", progress_bars=False)
+    for i in range(3):
+        run_comparison(_config(tiny_data, shard=f"{i}/3"), tmp_path / f"shard{i}", progress_bars=False)
+    sizes = [len(_records(tmp_path / f"shard{i}")) for i in range(3)]
+    assert all(sizes) and sum(sizes) == len(_records(tmp_path / "whole"))
+    merged = merge_folders(tmp_path / "merged", [tmp_path / f"shard{i}" for i in range(3)])
+    assert _records(tmp_path / "merged") == _records(tmp_path / "whole")
+    assert merged["analysis"]["to_reference"] == whole["analysis"]["to_reference"]
+
+
+def test_a_merge_refuses_other_configurations_and_conflicting_records(tiny_data, tmp_path):
+    from optical_ref.compare import merge_folders, run_comparison
+    run_comparison(_config(tiny_data, shard="0/2"), tmp_path / "a", progress_bars=False)
+    run_comparison(_config(tiny_data, shard="1/2", seeds=[0, 2]), tmp_path / "b", progress_bars=False)
+    with pytest.raises(ValueError, match="hold different comparisons \\(differ in: seeds\\)"):
+        merge_folders(tmp_path / "m1", [tmp_path / "a", tmp_path / "b"])
+    run_comparison(_config(tiny_data, shard="0/2"), tmp_path / "c", progress_bars=False)
+    lines = (tmp_path / "c" / "runs.jsonl").read_text().splitlines()
+    forged = json.loads(lines[-1])
+    forged["intent_acc"] = 1.0 - forged["intent_acc"]
+    (tmp_path / "c" / "runs.jsonl").write_text("\n".join(lines[:-1] + [json.dumps(forged)]) + "\n")
+    with pytest.raises(ValueError, match="hold the same run .* with different results"):
+        merge_folders(tmp_path / "m2", [tmp_path / "a", tmp_path / "c"])
+    assert not (tmp_path / "m2" / "runs.jsonl").exists()
+
+
+def _append_many(args):
+    from optical_ref.runstore import append_record
+    folder, writer, n = args
+    for i in range(n):
+        append_record(folder, {"method": "ot", "lang": "de", "budget": "all", "seed": i, "split_seed": writer,
+                               "steps": 1, "intent_acc": 0.5, "padding": "x" * 5000})
+
+
+def test_concurrent_appends_lose_nothing_and_never_interleave(tmp_path):
+    import multiprocessing
+
+    from optical_ref.runstore import read_records
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.map(_append_many, [(str(tmp_path), w, 50) for w in range(4)])
+    messages = []
+    records = read_records(tmp_path, messages.append)
+    assert not messages and len(records) == 200
+    assert {(r["split_seed"], r["seed"]) for r in records} == {(w, i) for w in range(4) for i in range(50)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Each method its own settings; an equal tuning budget, label-free
+# ------------------------------------------------------------------------------------------------
+def test_a_method_setting_changes_that_method_only(tiny_data, tmp_path):
+    from optical_ref.compare import run_comparison
+    from optical_ref.config import parse_settings
+    cfg = _config(tiny_data, train_overrides={**TINY, **parse_settings(["ot.student_steps=2", "ot.lr=0.01"])})
+    assert cfg.method_train == {"ot": {"student_steps": 2, "lr": 0.01}}
+    assert cfg.train_for("ot")["lr"] == 0.01 and cfg.train_for("kd-mse")["lr"] == cfg.train["lr"]
+    results = run_comparison(cfg, tmp_path / "out", progress_bars=False)
+    assert {(r["method"], r["steps"]) for r in results["runs"]} == {("zero-shot", 0), ("kd-mse", 3), ("ot", 2)}
+
+
+@pytest.mark.parametrize("item,message", [("magic.lr=1", "unknown method 'magic'"),
+                                          ("ot.teacher_epochs=3", "cannot differ between methods"),
+                                          ("ot.lr=-1", "lr")])
+def test_method_settings_are_checked_like_shared_ones(item, message):
+    from optical_ref.config import make_config, parse_settings
+    with pytest.raises(ValueError, match=message):
+        make_config("quick", train_overrides=parse_settings([item]))
+
+
+def test_every_method_gets_the_same_number_of_configurations():
+    from optical_ref.select import KNOBS, configurations
+    sizes = {m: len(configurations(m, 1e-4)) for m in KNOBS}
+    assert set(sizes.values()) == {6}, sizes
+
+
+def test_selection_chooses_per_method_from_one_curve_and_compare_reads_it(tiny_data, tmp_path):
+    from optical_ref.__main__ import build_parser
+    from optical_ref.compare import config_from_args
+    from optical_ref.select import run_selection
+    from optical_ref.config import make_config
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse", "ot"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1})
+    result = run_selection(cfg, tmp_path / "sel", methods=["kd-mse", "ot"], eval_steps=[1, 2], say=lambda *_: None)
+    assert set(result["chosen"]) == {"kd-mse", "ot"}
+    assert len([c for c in result["candidates"] if c["method"] == "ot"]) == 6 * 2       # 6 configurations x 2 steps
+    assert all(c["per_lang"]["de"]["score"] >= 0 for c in result["candidates"])
+    assert result["chosen"]["ot"]["student_steps"] in (1, 2) and "ot_eps" in result["chosen"]["ot"]
+    args = build_parser().parse_args(["compare", "--langs", "de", "--methods", "kd-mse", "ot", "--data-dir",
+                                                str(tiny_data), "--selection", str(tmp_path / "sel" / "selection.json")])
+    compare_cfg = config_from_args(args)
+    assert compare_cfg.method_train["ot"]["ot_eps"] == result["chosen"]["ot"]["ot_eps"]
+    assert compare_cfg.method_train["kd-mse"]["lr"] == result["chosen"]["kd-mse"]["lr"]
