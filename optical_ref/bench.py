@@ -34,6 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
+    if args.repeats < 1:
+        raise ValueError(f"--repeats {args.repeats}: give at least 1 (the median of the repeats is reported)")
+    if any(n < 2 for n in args.sizes):
+        raise ValueError(f"--sizes {' '.join(map(str, args.sizes))}: every size must be at least 2")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps {args.steps}: give at least 1 step per timed run")
+    if args.encoder:
+        from .config import check_encoder_spec
+        check_encoder_spec(args.encoder)
     if args.which == "sinkhorn":
         results = bench_sinkhorn(sizes=args.sizes, repeats=args.repeats)
     else:

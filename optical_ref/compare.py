@@ -225,7 +225,7 @@ def resume_config(args) -> CompareConfig:
 
     The flags given are resolved exactly as a fresh run would resolve them, on top of the saved values, and
     the two configurations are compared field by field."""
-    from .config import parse_settings
+    from .config import TrainConfig, parse_settings
     from .runstore import read_json
 
     out = Path(args.resume)
@@ -234,9 +234,11 @@ def resume_config(args) -> CompareConfig:
     saved = read_json(out / "config.json", "saved configuration", "start afresh with another --out")
     try:
         cfg = CompareConfig(**saved)
-    except TypeError as err:
-        raise ValueError(f"--resume {out}: {out / 'config.json'} is not a compare configuration ({err}); "
-                         "start afresh with another --out") from None
+        TrainConfig(**cfg.train)                                     # every saved training value still valid
+        make_config(**{f: getattr(cfg, f) for f in FLAG_FIELDS}, train_overrides=cfg.settings)
+    except (TypeError, ValueError) as err:   # a hand-edited or foreign file: name it, never a traceback
+        raise ValueError(f"--resume {out}: {out / 'config.json'} is not a valid compare configuration ({err}); "
+                         "restore it, or start afresh with another --out") from None
     given = {flag: getattr(args, flag) for flag in FLAG_FIELDS if getattr(args, flag, None) is not None}
     if not (given or args.settings):
         return cfg

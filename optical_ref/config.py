@@ -393,3 +393,10 @@ def check_encoder_spec(encoder) -> None:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--encoder {encoder}: {path / 'config.json'} is missing; this folder is not a "
                                 "transformers checkpoint (save one with model.save_pretrained and tokenizer.save_pretrained)")
+    if not (list(path.glob("*.safetensors")) or list(path.glob("pytorch_model*.bin"))):
+        raise FileNotFoundError(f"--encoder {encoder}: no weights (model.safetensors or pytorch_model.bin) in it; save "
+                                "the model with model.save_pretrained(folder)")
+    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt",
+                                                    "sentencepiece.bpe.model")):
+        raise FileNotFoundError(f"--encoder {encoder}: no tokenizer files in it; save the tokenizer with "
+                                "tokenizer.save_pretrained(folder)")

@@ -72,6 +72,13 @@ class Encoder(nn.Module):
             prefix_mask = torch.zeros_like(batch["attention_mask"], dtype=torch.bool)
             prefix_mask[:, 1:1 + n_prefix] = True
             batch["prefix_mask"] = prefix_mask
+        real = batch["attention_mask"].bool() & ~batch["special_tokens_mask"].bool()
+        if "prefix_mask" in batch:
+            real &= ~batch["prefix_mask"]
+        empty = [texts[i] for i in (~real.any(1)).nonzero()[:, 0].tolist()]
+        if empty:
+            raise ValueError(f"sentence {empty[0]!r} has no tokens after tokenization (only characters the tokenizer "
+                             "drops, or max_length too small); remove it or raise max_length")
         return batch
 
     @property

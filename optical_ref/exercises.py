@@ -69,11 +69,21 @@ def hint(kind: str, result, case) -> str | None:
         if padded:
             return (f"NaN in the result: the padded entries of {padded[0]} hold NaN in this case (padding may hold "
                     "anything); replace them (e.g. torch.where(mask, C, 0)) before using them")
-        return "NaN in the result: exp(-C/eps) underflowed or a log-sum-exp was not max-shifted; work in the log domain"
+        if kind == "sinkhorn":
+            misplaced = _sinkhorn_mistakes(np.asarray(x["a"]), np.asarray(x["b"]), np.asarray(x["C"], dtype=float),
+                                           x["eps"], keep_non_finite=True).get(EPS_MISPLACED)
+            if misplaced is not None and not np.all(np.isfinite(misplaced)):
+                return f"NaN in the result, as when {EPS_MISPLACED} (the potentials then grow without bound)"
+        return ("NaN in the result: in a kernel loop, K = exp(-C/eps) underflowed (expected at tiny eps: tutorial 03); in "
+                "the log domain, a log-sum-exp was not max-shifted (subtract the row maximum before exp)")
     if kind == "sinkhorn":
         plan, a, b = np.asarray(expected["plan"]), np.asarray(x["a"]), np.asarray(x["b"])
         if r.shape == plan.T.shape and (r.shape != plan.shape or _close(r, plan.T)) and _close(r, plan.T, 1e-5):
             return "transposed plan: P has one row per entry of a and one column per entry of b"
+        if r.shape == plan.shape:
+            for name, mistaken in _sinkhorn_mistakes(a, b, np.asarray(x["C"], dtype=float), x["eps"]).items():
+                if mistaken is not None and _close(r, mistaken, 1e-5):
+                    return name
         if r.shape == plan.shape and len(a) == len(b) and not np.allclose(a, b):
             from .ot import sinkhorn
             swapped = sinkhorn(b, a, np.asarray(x["C"]), x["eps"], tol=1e-12, max_iter=100_000).plan
@@ -140,6 +150,37 @@ def hint(kind: str, result, case) -> str | None:
         if r is not None and r.shape == losses.shape and _close(r, _ot_loss_unnormalised(x), 1e-5):
             return "unnormalised cosine: C_ij = 1 - <x_i, y_j> / (|x_i| |y_j|); normalise the token vectors first"
     return None
+
+
+EPS_MISPLACED = ("eps in the wrong place: multiply the log-sum-exp by eps, "
+                 "f = eps log a - eps LSE_j((g_j - C_ij) / eps)")
+
+
+def _sinkhorn_mistakes(a, b, C, eps, n_iter=2000, keep_non_finite=False) -> dict:
+    """The plans that three common mistakes converge to (None where a mistake cannot even run)."""
+    from .ot import logsumexp
+
+    out = {}
+    with np.errstate(all="ignore"):
+        if C.shape[0] == C.shape[1]:       # K instead of K^T in the v update only runs on square problems
+            K, v = np.exp(-C / eps), np.ones(len(b))
+            for _ in range(n_iter):
+                u = a / (K @ v)
+                v = b / (K @ u)
+            out["the v update multiplies by K instead of K^T: v = b / (K^T u) (the columns' sums)"] = \
+                u[:, None] * K * v[None, :]
+        f, g = np.zeros(len(a)), np.zeros(len(b))
+        for _ in range(n_iter):            # eps forgotten everywhere: the plan of eps = 1
+            f = np.log(a) - logsumexp(g[None, :] - C, axis=1)
+            g = np.log(b) - logsumexp(f[:, None] - C, axis=0)
+        out["eps is missing in the log-domain update: f = eps log a - eps LSE_j((g_j - C_ij) / eps)"] = \
+            np.exp(f[:, None] + g[None, :] - C)
+        f, g = np.zeros(len(a)), np.zeros(len(b))
+        for _ in range(n_iter):            # eps divides inside the LSE, but the result is not multiplied back
+            f = eps * np.log(a) - logsumexp((g[None, :] - C) / eps, axis=1)
+            g = eps * np.log(b) - logsumexp((f[:, None] - C) / eps, axis=0)
+        out[EPS_MISPLACED] = np.exp((f[:, None] + g[None, :] - C) / eps)
+    return out if keep_non_finite else {k: v for k, v in out.items() if np.all(np.isfinite(v))}
 
 
 def _reverse_kl(x) -> float:

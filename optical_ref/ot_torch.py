@@ -20,9 +20,11 @@ Two gradient modes (the choice matters in training; POT and GeomLoss default to 
     input is kept).
 ``grad="envelope"``
     iterations under ``torch.no_grad()``; the plan P is then held fixed and ``cost`` = <P, C>_F, so
-    d cost / d C = P. By Danskin's (envelope) theorem this is the exact gradient of the entropic
-    objective min_P <P, C> - eps H(P) at convergence; for the transport cost alone it drops the term
-    <dP/dC, C> (small when eps is small). Constant memory in the iterations, backward as cheap as one
+    d cost / d C = P. By Danskin's (envelope) theorem P is the exact gradient of the entropic
+    objective OT_eps(C) = min_P <P, C> - eps H(P) at convergence — not of the loss <P(C), C>, whose
+    gradient is P + <dP/dC, C>. The dropped term is not small at training eps: it is of the same order
+    as the entries of P (tutorial 04 measures the gap per eps), so "envelope" trains the entropic
+    objective, a choice of ours (as GeomLoss and OTTER do), not an approximation of the unrolled one. Constant memory in the iterations, backward as cheap as one
     elementwise product. Use it when the solve converges (or nearly); use "unrolled" for a fixed small
     number of iterations or when the exact derivative of the computed cost is needed.
 

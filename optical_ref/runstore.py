@@ -62,13 +62,13 @@ def read_records(out, say=print) -> list:
     path = Path(out) / "runs.jsonl"
     if not path.is_file():
         return []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise RunFolderError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); "
-                             "move it away to start the comparison afresh") from None
     records, seen = [], {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    for line_no, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:   # one damaged line costs its run, never the others
+            say(f"[runs] {path}:{line_no}: byte {err.start + 1} is not UTF-8; line ignored, its run is redone")
+            continue
         if not line.strip():
             continue
         try:
@@ -172,6 +172,9 @@ def open_run_folder(out, saved_config: dict, normalise=lambda saved: saved, crea
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: this is a file, not a folder; choose a folder name")
     config_path = out / "config.json"
+    if out.is_dir() and not config_path.is_file() and any(p.name != ".lock" for p in out.iterdir()):
+        raise ValueError(f"--out {out}: the folder holds other files and no comparison (no config.json); nothing "
+                         "is written into it: choose an empty or new folder")
     if config_path.is_file():
         saved = normalise(read_json(config_path, "saved configuration", f"move {out} away or choose another --out"))
         changed = sorted(k for k in set(saved) | set(saved_config)

@@ -67,7 +67,13 @@ def stage_tokenizer(cfg, setting, encoder_dir, out: Path):
         return load_tokenizer(encoder_dir)
     folder = teacher_dir(out, setting.split_seed)
     if (folder / "tokenizer.json").is_file():
-        return load_tokenizer(folder)
+        try:
+            return load_tokenizer(folder)
+        except Exception as err:   # an empty or truncated file: name it and say how to recover
+            from .runstore import RunFolderError
+            raise RunFolderError(f"{folder / 'tokenizer.json'}: cannot load the tokenizer ({type(err).__name__}: "
+                                 f"{str(err).splitlines()[0][:150] if str(err) else ''}); delete {folder} to train the "
+                                 "teacher and its tokenizer again") from None
     texts = [u.text for u in setting.en_train] + [p.target for lang in cfg.langs for p in setting.bitext[lang]]
     return train_tokenizer(texts)
 
@@ -112,7 +118,9 @@ def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars
     recover = f"delete {folder} to train the teacher again"
     if (folder / "teacher.json").is_file():
         summary = read_json(folder / "teacher.json", "teacher summary", recover)
-        if not isinstance(summary, dict) or summary.get("fingerprint") != fingerprint:
+        if not isinstance(summary, dict) or not isinstance(summary.get("best_dev_acc"), (int, float)):
+            raise RunFolderError(f"{folder / 'teacher.json'} is not a teacher summary (no best_dev_acc); {recover}")
+        if summary.get("fingerprint") != fingerprint:
             raise RunFolderError(f"{folder} holds a teacher trained with other settings; {recover}, or choose another --out")
         try:
             state = torch.load(folder / "weights.pt", map_location=cfg.device, weights_only=True)

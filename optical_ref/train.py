@@ -29,6 +29,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from .config import TrainConfig  # noqa: F401 (re-exported: the one home of every training choice)
 from .losses import NonFiniteValues, kd_kl, kd_mse, ot_distill, supervised_ce
+from .ot import SinkhornBreakdownError
 
 from .methods import DISTILLATION_METHODS, METHODS  # noqa: F401 (re-exported for the tests)
 
@@ -300,10 +301,14 @@ def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, c
             if step == cfg.student_steps:
                 break
             s = student(student.batch(tokenizer, [target_texts[i] for i in idx], cfg.device))
+            if not (torch.isfinite(s.sentence).all() and torch.isfinite(s.tokens[s.token_mask]).all()):
+                raise TrainingDiverged(diverged_message(method, step + 1, cfg))   # the student's outputs, not the loss
             try:
                 loss = compute_loss(s, idx, head=head, teacher=teacher, labels=labels, cfg=cfg)
             except NonFiniteValues:
                 raise TrainingDiverged(diverged_message(method, step + 1, cfg)) from None
+            except SinkhornBreakdownError as err:   # eps too small for these costs: the run cannot go on
+                raise TrainingDiverged(f"{method} stopped at step {step + 1}: {err}") from None
             if not torch.isfinite(loss):
                 raise TrainingDiverged(diverged_message(method, step + 1, cfg))
             optimizer.zero_grad()

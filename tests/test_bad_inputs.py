@@ -154,10 +154,13 @@ def test_a_foreign_teacher_in_the_output_folder_is_never_reused(tiny_data, tmp_p
     out = tmp_path / "out"
     first = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data), train_overrides=TINY)
     run_comparison(first, out, progress_bars=False)
-    (out / "config.json").unlink()                     # only teacher/ is left, from other settings
     other = make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
                         train_overrides={**TINY, "lr": 1e-3})
+    (out / "config.json").write_text(json.dumps(other.as_saved()))   # the folder claims other settings
     with pytest.raises(RunFolderError, match="teacher trained with other settings; delete .* to train the teacher again"):
+        run_comparison(other, out, progress_bars=False)
+    (out / "config.json").unlink()                     # only teacher/ and runs are left: not a comparison folder
+    with pytest.raises(ValueError, match="holds other files and no comparison"):
         run_comparison(other, out, progress_bars=False)
 
 
@@ -397,3 +400,119 @@ def test_a_failed_start_leaves_no_folder_behind(tmp_path, capsys):
     cli_error(capsys, ["compare", "--out", str(out), "--langs", "de", "--data-dir", str(tmp_path / "nowhere"),
                        "--offline"])
     assert not out.exists()
+
+
+def test_training_ids_inside_the_official_test_split_are_refused_as_a_leak(tmp_path):
+    import zipfile
+
+    from conftest import official_zip
+    from optical_ref.data.splits import official_mtop
+    with zipfile.ZipFile(official_zip(tmp_path / "mtop.zip", langs=("en", "th"))) as zf:
+        zf.extractall(tmp_path / "data")
+    test = tmp_path / "data" / "mtop" / "en" / "test.txt"
+    train_line = (tmp_path / "data" / "mtop" / "en" / "train.txt").read_text().splitlines()[3]
+    test.write_text(test.read_text() + train_line + "\n")
+    with pytest.raises(DataFormatError, match="id train3 is also in .*train.txt.*leaks"):
+        official_mtop(tmp_path / "data", langs=["en", "th"], min_per_intent=3)
+
+
+@pytest.mark.parametrize("text,problem", [("\u200b\u200b", "nothing but spaces or invisible"),
+                                          ("spiele \ud800 musik", "lone surrogate")])
+def test_sentences_no_tokenizer_can_read_are_refused_naming_file_and_item(tmp_path, text, problem):
+    from conftest import write_tiny_mtop
+    root = write_tiny_mtop(tmp_path / "data")
+    path = root / "mtop" / "test.json"
+    data = path.read_text()
+    target = json.dumps(json.loads(data)[0]["question"]["en"])
+    assert target in data
+    path.write_text(data.replace(target, json.dumps(text), 1))
+    with pytest.raises(DataFormatError, match=f"{path}: item .*{problem}"):
+        reduced_mtop(root, langs=["de"])
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["check", "frobenius", "--impl", "nosuchmod:f"], "no module 'nosuchmod' can be imported"),
+    (["check", "frobenius", "--impl", "tests:f"], "is a folder"),
+    (["reference", "verify", "--impl", "nosuchmod:f"], "no module 'nosuchmod'"),
+    (["bench", "sinkhorn", "--sizes", "0"], "every size must be at least 2"),
+    (["bench", "sinkhorn", "--repeats", "0"], "give at least 1"),
+    (["bench", "distill", "--steps", "0"], "at least 1 step"),
+    (["bench", "distill", "--encoder", "/missing"], "no such directory"),
+    (["check", "--grade", "tests", "--seed", "-1"], "integer in"),
+])
+def test_bad_command_lines_are_one_clear_line(argv, message, capsys):
+    assert message in cli_error(capsys, argv)
+
+
+def test_frobenius_without_impl_suggests_its_own_function_name(capsys):
+    assert "ex03_frobenius.py:frobenius" in cli_error(capsys, ["check", "frobenius"])
+
+
+def test_a_non_utf8_line_in_runs_jsonl_costs_that_line_only(tmp_path):
+    (tmp_path / "runs.jsonl").write_bytes(json.dumps(record(seed=0)).encode() + b"\n\xff\xfe broken\n"
+                                          + json.dumps(record(seed=1)).encode() + b"\n")
+    messages = []
+    assert len(read_records(tmp_path, messages.append)) == 2
+    assert any("runs.jsonl:2: byte 1 is not UTF-8" in m for m in messages)
+
+
+def test_a_hand_edited_config_is_named_not_a_traceback(tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
+                               train_overrides=TINY), out, progress_bars=False)
+    saved = json.loads((out / "config.json").read_text())
+    for damage in ({**saved, "seeds": ["x"]}, {**saved, "train": {**saved["train"], "magic": 1}}):
+        (out / "config.json").write_text(json.dumps(damage))
+        message = cli_error(capsys, ["compare", "--resume", str(out)])
+        assert "config.json is not a valid compare configuration" in message
+
+
+def test_compare_never_writes_into_a_folder_of_other_files(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    message = cli_error(capsys, ["compare", "--out", str(mine), "--langs", "de", "--methods", "zero-shot"])
+    assert "holds other files and no comparison" in message and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_an_encoder_folder_without_weights_is_refused_before_any_write(tmp_path, capsys):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    message = cli_error(capsys, ["compare", "--encoder", str(folder), "--out", str(tmp_path / "o")])
+    assert "no weights" in message and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("damage", ["no best_dev_acc", "empty tokenizer"])
+def test_damaged_teacher_summaries_and_tokenizers_are_named(tiny_data, tmp_path, capsys, damage):
+    out = tmp_path / "out"
+    run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),
+                               train_overrides=TINY), out, progress_bars=False)
+    folder = out / "teacher" / "split-0"
+    if damage == "no best_dev_acc":
+        summary = json.loads((folder / "teacher.json").read_text())
+        del summary["best_dev_acc"]
+        (folder / "teacher.json").write_text(json.dumps(summary))
+        name = "teacher.json"
+    else:
+        (folder / "tokenizer.json").write_text("")
+        name = "tokenizer.json"
+    message = cli_error(capsys, ["compare", "--resume", str(out)])
+    assert str(folder / name) in message and "delete" in message
+
+
+def test_a_student_whose_outputs_turn_nan_stops_as_failed_whatever_its_loss(tiny_data, tmp_path, monkeypatch):
+    from optical_ref import encoder as encoder_module
+    real = encoder_module.Encoder.forward
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        out = real(self, batch)
+        if self.training:
+            calls["n"] += 1
+            out.tokens = out.tokens * float("nan")     # the OT loss would raise "C contains NaN" deep inside
+        return out
+    monkeypatch.setattr(encoder_module.Encoder, "forward", poisoned)
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "ot"], data_dir=str(tiny_data), train_overrides=TINY)
+    results = run_comparison(cfg, tmp_path / "out", progress_bars=False)
+    assert calls["n"] >= 1 and "ot diverged at step 1" in results["failed_runs"][0]["failed"]

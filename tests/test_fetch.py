@@ -123,3 +123,54 @@ def test_an_official_release_beside_reduced_mtop_keeps_both(tmp_path):
     write_tiny_mtop(tmp_path / "data")
     _official(tmp_path, official_zip(tmp_path / "good.zip"))
     assert (tmp_path / "data" / "mtop" / "dev.json").is_file() and (tmp_path / "data" / "mtop" / "th" / "eval.txt").is_file()
+
+
+# ---- the second tour: --url where it applies, no stale staging, a kept .part, a SOURCE.md ----------------
+def test_url_for_a_dataset_of_several_files_is_refused_not_ignored(tmp_path):
+    with pytest.raises(FetchError, match="--url does not apply to mtop-reduced.*OPTICAL_REF_MIRROR"):
+        fetch("mtop-reduced", tmp_path, url="file:///x", sha256="0" * 64, **QUIET)
+
+
+def test_a_staging_folder_left_by_a_killed_fetch_is_removed_by_the_next(mirror, tmp_path):
+    import os
+    stale = tmp_path / "data" / ".fetch-mtop-reduced-killed"
+    stale.mkdir(parents=True)
+    (stale / "big.part").write_bytes(b"x" * 1000)
+    os.utime(stale, (0, 0))                                   # old: its fetch is long dead
+    messages = []
+    fetch("mtop-reduced", tmp_path / "data", progress=messages.append)
+    assert not stale.exists() and any("left by an interrupted fetch" in m for m in messages)
+
+
+def test_a_timed_out_download_keeps_its_part_file_for_the_next_try(mirror, tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    class Slow(io.BytesIO):
+        headers = {"Content-Length": "100000"}
+        status = 200
+
+        def read(self, n=-1):
+            if self.tell() >= 3000:
+                raise TimeoutError()
+            return super().read(min(n, 1000))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Slow(b"y" * 100000))
+    with pytest.raises(FetchError, match="timed out.*partial file is kept"):
+        fetch("mtop-reduced", tmp_path / "data", **QUIET)
+    parts = list((tmp_path / "data" / ".downloads").glob("*.part"))
+    assert parts and parts[0].stat().st_size == 3000
+
+
+def test_a_fetched_copy_carries_its_checksums_and_data_summary_verifies_them(mirror, tmp_path):
+    from optical_ref.data.summary import verify_checksums
+    digest = sha(mirror / "mtod" / "mtod.zip")
+    root = fetch("mtod", tmp_path / "data", sha256=digest, url=(mirror / "mtod" / "mtod.zip").as_uri(), **QUIET)
+    rows = [r for r in verify_checksums(root) if r["file"].startswith("mtod/")]
+    assert len(rows) >= 5 and all(r["ok"] for r in rows) and (root / "mtod" / "SOURCE.md").is_file()

@@ -2,6 +2,7 @@
 cheats scoring 0, the hints for the common mistakes of each exercise, at least three public cases each."""
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,76 +12,10 @@ from optical_ref.exercises import EXERCISES, check_exercise
 from optical_ref.check import grade, write_csv
 from optical_ref.reference import load
 
-# A student who solved every exercise with their own code (numpy / torch only; ot-loss may call a solver).
-CORRECT = {
-    "ex01_kernel_sinkhorn.py": """
-        import numpy as np
-        def kernel_sinkhorn(a, b, C, eps):
-            K = np.exp(-C / eps)
-            v = np.ones(len(b))
-            for _ in range(100_000):
-                u = a / (K @ v)
-                v = b / (K.T @ u)
-                if np.abs(u * (K @ v) - a).sum() < 1e-13:
-                    break
-            return u[:, None] * K * v[None, :]
-    """,
-    "ex02_log_sinkhorn.py": """
-        import numpy as np
-        from scipy.special import logsumexp
-        def log_sinkhorn(a, b, C, eps):
-            f, g = np.zeros(len(a)), np.zeros(len(b))
-            for _ in range(100_000):
-                f = eps * (np.log(a) - logsumexp((g[None, :] - C) / eps, axis=1))
-                g = eps * (np.log(b) - logsumexp((f[:, None] - C) / eps, axis=0))
-                P = np.exp((f[:, None] + g[None, :] - C) / eps)
-                if np.abs(P.sum(1) - a).sum() < 1e-13:
-                    break
-            return P
-    """,
-    "ex03_frobenius.py": """
-        import numpy as np
-        def frobenius(P, C):
-            return float((np.asarray(P) * np.asarray(C)).sum())
-    """,
-    "ex04_kd_mse.py": """
-        def kd_mse(student, teacher):
-            return ((student - teacher) ** 2).mean()
-    """,
-    "ex05_kd_kl.py": """
-        import torch.nn.functional as F
-        def kd_kl(student_logits, teacher_logits, T):
-            return T * T * F.kl_div(F.log_softmax(student_logits / T, -1), F.log_softmax(teacher_logits / T, -1),
-                                    log_target=True, reduction="batchmean")
-    """,
-    "ex06_ot_loss.py": """
-        import torch
-        from optical_ref.ot_torch import sinkhorn
-        def ot_loss(X, Y, mask_x, mask_y, eps):
-            X = torch.where(mask_x[..., None], X, torch.zeros_like(X))
-            Xn, Yn = torch.nn.functional.normalize(X, dim=-1), torch.nn.functional.normalize(Y, dim=-1)
-            C = 1 - Xn @ Yn.transpose(1, 2)
-            return sinkhorn(None, None, C, eps, mask_a=mask_x, mask_b=mask_y, tol=1e-12, max_iter=100_000).cost
-    """,
-    "ex07_batched_sinkhorn.py": """
-        import torch
-        def batched_sinkhorn(C, mask_a, mask_b, eps):
-            real = mask_a[:, :, None] & mask_b[:, None, :]
-            C = torch.where(real, C, torch.zeros_like(C))
-            log_a = torch.log(mask_a / mask_a.sum(1, keepdim=True))
-            log_b = torch.log(mask_b / mask_b.sum(1, keepdim=True))
-            g = torch.zeros_like(log_b)
-            C_over_eps = C / eps
-            for it in range(20_000):
-                f = log_a - torch.logsumexp(g[:, None, :] - C_over_eps, dim=2)
-                g = log_b - torch.logsumexp(f[:, :, None] - C_over_eps, dim=1)
-                if it % 25 == 0:   # the exercise asks for 1e-10 or better; checking costs a pass
-                    P = torch.exp(f[:, :, None] + g[:, None, :] - C_over_eps)
-                    if (P.sum(2) - log_a.exp()).abs().sum() < 1e-10:
-                        break
-            return torch.exp(f[:, :, None] + g[:, None, :] - C_over_eps)
-    """,
-}
+# A student who solved every exercise with their own code: the instructor's written-out answer key
+# (numpy / torch only; ot-loss may call a solver), read from instructor/.
+INSTRUCTOR = Path(__file__).resolve().parents[1] / "instructor"
+CORRECT = {ex.skeleton: (INSTRUCTOR / ex.skeleton).read_text(encoding="utf-8") for ex in EXERCISES.values()}
 
 
 def write_student(folder, files):
@@ -314,3 +249,64 @@ def test_hidden_cases_outnumber_public_ones_and_say_what_they_hold():
         assert len(hidden) > len(cases) - len(hidden), name
     names = [c["name"] for c in hidden_cases("ot_loss", np.random.default_rng(1), 8)]
     assert all(n.endswith(("nan-in-padding", "no-padding")) for n in names)
+
+
+def test_log_and_kernel_loop_mistakes_are_named():
+    from scipy.special import logsumexp
+
+    def k_not_transposed(a, b, C, eps):
+        K = np.exp(-C / eps)
+        v = np.ones(len(b))
+        for _ in range(2000):
+            u = a / (K @ v)
+            v = b / (K @ u)
+        return u[:, None] * K * v[None, :]
+
+    def eps_missing(a, b, C, eps):
+        f, g = np.zeros(len(a)), np.zeros(len(b))
+        for _ in range(2000):
+            f = np.log(a) - logsumexp(g[None, :] - C, axis=1)
+            g = np.log(b) - logsumexp(f[:, None] - C, axis=0)
+        return np.exp(f[:, None] + g[None, :] - C)
+
+    def eps_misplaced(a, b, C, eps):
+        f, g = np.zeros(len(a)), np.zeros(len(b))
+        for _ in range(2000):
+            f = eps * np.log(a) - logsumexp((g[None, :] - C) / eps, axis=1)
+            g = eps * np.log(b) - logsumexp((f[:, None] - C) / eps, axis=0)
+        return np.exp((f[:, None] + g[None, :] - C) / eps)
+
+    assert "K instead of K^T" in hints(check_exercise("kernel-sinkhorn", k_not_transposed))
+    assert "eps is missing" in hints(check_exercise("log-sinkhorn", eps_missing))
+    assert "eps in the wrong place" in hints(check_exercise("log-sinkhorn", eps_misplaced))
+    assert "log domain" not in hints(check_exercise("log-sinkhorn", eps_missing)).split("eps is missing")[0][-5:]
+
+
+def test_a_numpy_exercise_hint_never_mentions_masks():
+    def transposed(a, b, C, eps):
+        from optical_ref.ot import sinkhorn
+        return np.ascontiguousarray(sinkhorn(a, b, C, eps).plan.T)
+    text = hints(check_exercise("log-sinkhorn", transposed))
+    assert "transposed" in text and "mask" not in text
+
+
+def test_the_answer_key_is_written_out_and_passes_every_public_case():
+    for name, exercise in EXERCISES.items():
+        code = CORRECT[exercise.skeleton]
+        imports = [line for line in code.splitlines() if line.startswith(("import ", "from "))]
+        assert not any("optical_ref" in line for line in imports) or exercise.allowed, exercise.skeleton
+        fn = __import__("optical_ref.exercises", fromlist=["load_function"]).load_function(
+            f"{INSTRUCTOR / exercise.skeleton}:{exercise.function}")
+        assert all(r.passed for r in check_exercise(name, fn)), name
+
+
+def test_the_exercise_list_lives_in_one_place_and_every_other_list_matches_it():
+    root = Path(__file__).resolve().parents[1]
+    table = (root / "tutorials" / "exercises" / "README.md").read_text(encoding="utf-8")
+    rows = [line.split("|")[1:4] for line in table.splitlines() if line.startswith("| ") and ".py" in line]
+    assert [(n.strip(), f.strip(), t.strip()) for n, f, t in rows] == \
+        [(name, ex.skeleton, ex.tutorial) for name, ex in EXERCISES.items()]
+    for name, ex in EXERCISES.items():
+        skeleton = (root / "tutorials" / "exercises" / ex.skeleton).read_text(encoding="utf-8")
+        assert skeleton.startswith(f'"""Exercise {name}:') and f"def {ex.function}(" in skeleton, name
+        assert (root / "instructor" / ex.skeleton).is_file(), name

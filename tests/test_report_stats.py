@@ -143,7 +143,9 @@ def test_holm_matches_a_hand_worked_example():
         holm([0.1, float("nan")])
 
 
-def test_bootstrap_p_is_small_only_when_zero_is_far_outside():
+def test_bootstrap_p_is_small_only_when_zero_is_far_outside_and_is_not_floored_at_one_over_n_boot():
     from optical_ref.stats import bootstrap_p
-    assert bootstrap_p(np.linspace(0.1, 0.2, 999)) == pytest.approx(2 / 1000)
-    assert bootstrap_p(np.linspace(-1, 1, 1001)) == pytest.approx(1.0)
+    normal = np.random.default_rng(0).normal(size=4000)
+    assert bootstrap_p(normal, 0.0) == pytest.approx(1.0)
+    assert bootstrap_p(normal + 1.96, 1.96) == pytest.approx(0.05, abs=0.005)     # 1.96 standard errors away
+    assert bootstrap_p(normal + 6, 6.0) < 1e-6                                      # below 1/4000: Holm can use it

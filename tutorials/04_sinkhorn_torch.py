@@ -31,7 +31,7 @@ res = sinkhorn(None, None, C, eps=0.1, mask_a=mask_a, mask_b=mask_b, tol=1e-10)
 for k, (n, m) in enumerate(sizes):
     ref = reference.sinkhorn(None, None, C[k, :n, :m].numpy(), 0.1, tol=1e-10)
     print(f"problem {k}: max |torch - numpy| = {np.abs(res.plan[k, :n, :m].numpy() - ref.plan).max():.1e}, "
-          f"mass on padding = {res.plan[k].sum() - res.plan[k, :n, :m].sum():.1e}")
+          f"largest plan entry on padding = {res.plan[k][~(mask_a[k][:, None] & mask_b[k][None, :])].abs().max():.1e}")
 
 fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
 for k, ax in enumerate(axes):

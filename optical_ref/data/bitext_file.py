@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from .records import BitextPair, DataFormatError
+from .records import BitextPair, DataFormatError, text_problem
 
 HEADER = re.compile(r"^en\t[A-Za-z]{2,3}([_-][A-Za-z0-9]+)?$")
 MAX_REPORTED = 20
@@ -69,8 +69,15 @@ def _tsv_pair(line: str):
     if len(parts) != 2:
         return None, None, f"{len(parts) - 1} tabs: expected exactly one, english<TAB>translation"
     en, target = (p.strip() for p in parts)
-    if not en or not target:
-        return None, None, f"the {'English' if not en else 'translation'} side is empty"
+    return _checked(en, target)
+
+
+def _checked(en: str, target: str):
+    for side, text in (("English", en), ("translation", target)):
+        if not text:
+            return None, None, f"the {side} side is empty"
+        if text_problem(text):
+            return None, None, f"the {side} side is {text_problem(text)}"
     return en, target, None
 
 
@@ -84,7 +91,4 @@ def _json_pair(line: str):
     en, target = item.get("en"), item.get("target")
     if not isinstance(en, str) or not isinstance(target, str):
         return None, None, "expected string fields \"en\" and \"target\""
-    en, target = en.strip(), target.strip()
-    if not en or not target:
-        return None, None, f"the {'English' if not en else 'translation'} side is empty"
-    return en, target, None
+    return _checked(en.strip(), target.strip())

@@ -257,6 +257,9 @@ def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | Non
     if name not in DATASETS:
         raise FetchError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or all")
     dataset = DATASETS[name]
+    if url and dataset.files and len(dataset.files) > 1:
+        raise FetchError(f"--url does not apply to {name}: it is {len(dataset.files)} files ("
+                         f"{', '.join(dataset.files)}); point {MIRROR_VAR} at a mirror that holds them instead")
     root = Path(data_dir) if data_dir else user_cache_dir()
     target = root / dataset.folder
     if not force and target.is_dir():
@@ -267,6 +270,9 @@ def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | Non
         except FetchError:
             pass
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(root, name, progress)
+    downloads = root / ".downloads"      # survives a failed or interrupted fetch: a .part is resumed next time
+    downloads.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=f".fetch-{name}-") as tmp:
         tmp = Path(tmp)
         staging = tmp / dataset.folder
@@ -278,14 +284,14 @@ def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | Non
             for file_name, remote in dataset.files.items():
                 source = url if (url and len(dataset.files) == 1) else remote.resolved_url()
                 progress(f"[fetch] {name}: {file_name} ({remote.size}) from {source} -> {target}")
-                download(source, tmp / file_name, sha256 or remote.sha256, progress)
-                os.replace(tmp / file_name, staging / file_name)
+                download(source, downloads / f"{name}-{file_name}", sha256 or remote.sha256, progress)
+                os.replace(downloads / f"{name}-{file_name}", staging / file_name)
         else:
             remote = dataset.archive
             source = url or remote.resolved_url()
             expected = sha256 or remote.sha256
             progress(f"[fetch] {name}: archive ({remote.size}) from {source} -> {target}")
-            archive = Path(tmp) / "archive"
+            archive = downloads / f"{name}-archive"
             digest = download(source, archive, expected, progress)
             if not expected:
                 progress(f"[fetch] {name}: no pinned checksum; the archive's sha256 is {digest} (pass --sha256 to pin it)")
@@ -304,6 +310,7 @@ def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | Non
                         shutil.rmtree(staging / lang, ignore_errors=True)
                         shutil.copytree(source_root / lang, staging / lang)
         summary = validate(dataset, staging)
+        write_source(staging, dataset, source if not dataset.files else "pinned files", summary)
         old = tmp / "previous"
         if target.exists():
             os.replace(target, old)                  # the previous copy stays until the new one is in place
@@ -313,8 +320,35 @@ def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | Non
             if old.exists():
                 os.replace(old, target)
             raise
+    if not dataset.files:
+        archive.unlink(missing_ok=True)
     progress(f"[fetch] {name}: verified and in place at {target} ({summary})")
     return root
+
+
+STALE_AFTER_S = 3600   # a staging folder this old belongs to a fetch that was killed (a live one finishes sooner)
+
+
+def remove_stale_staging(root: Path, name: str, progress=print) -> None:
+    """Staging folders left by a killed fetch (SIGKILL skips the clean-up) are removed by the next one."""
+    import time
+    for stale in root.glob(f".fetch-{name}-*"):
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_AFTER_S:
+            shutil.rmtree(stale, ignore_errors=True)
+            progress(f"[fetch] removed {stale}, left by an interrupted fetch")
+
+
+def write_source(folder: Path, dataset, source: str, summary: str) -> None:
+    """A SOURCE.md with the sha256 of every file of a fetched copy (unless the copy has its own), so that
+    ``data-summary`` verifies it like the shared copy."""
+    path = folder / "SOURCE.md"
+    if path.is_file() and "## Checksums" in path.read_text(encoding="utf-8"):
+        return
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SOURCE.md")
+    lines = [f"# {dataset.name}: fetched by optical-ref", "", f"- {dataset.description}", f"- From: {source}",
+             f"- Checked on fetch: {summary}", "", "## Checksums (sha256)", "```"]
+    lines += [f"{sha256_of(p)}  {p.relative_to(folder).as_posix()}" for p in files]
+    path.write_text("\n".join(lines + ["```", ""]), encoding="utf-8")
 
 
 def ensure_available(dataset: str, data_dir=None, *, offline=None, progress=print) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import unicodedata
 
-from .records import MTOD_LANGS, BitextPair, DataFormatError, Utterance, check_langs, read_text
+from .records import MTOD_LANGS, BitextPair, DataFormatError, Utterance, check_langs, read_text, text_problem
 
 
 def load_conllu(path, lang=None) -> list:
@@ -53,8 +53,8 @@ def load_conllu(path, lang=None) -> list:
         if text is None or intent is None:
             missing = "# text" if text is None else "# intent"
             raise DataFormatError(f"{path}: line {block_start}: sentence block without a '{missing}:' line")
-        if not text:
-            raise DataFormatError(f"{path}: line {block_start}: empty '# text:'")
+        if text_problem(text):
+            raise DataFormatError(f"{path}: line {block_start}: the '# text:' is {text_problem(text)}")
         if not tokens_follow_text(tokens, text):
             raise DataFormatError(f"{path}: line {block_start}: the token lines {tokens[:6]}... do not spell the "
                                   f"'# text: {text[:60]}' of their block; the block is inconsistent")
@@ -117,8 +117,9 @@ def load_mtod_bitext(data_dir, lang: str) -> list:
         if en != " ".join(utt.tokens):
             raise DataFormatError(f"{root / 'en' / 'train.tsv'}: line {i + 1}: does not match sentence {i} of "
                                   "en/train-en.conllu; the files are not parallel")
-        if not en or not tgt:
-            raise DataFormatError(f"{root / lang / 'train.tsv'}: line {i + 1}: empty sentence in the bitext")
+        if text_problem(en) or text_problem(tgt):
+            raise DataFormatError(f"{root / lang / 'train.tsv'}: line {i + 1}: the bitext holds "
+                                  f"{text_problem(en) or text_problem(tgt)}")
         pairs.append(BitextPair(f"mtod-train:{i}", lang, en, tgt, utt.intent))
     return pairs
 

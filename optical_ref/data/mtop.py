@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from .records import MTOP_LANGS, DataFormatError, Utterance, check_langs, read_text
+from .records import MTOP_LANGS, DataFormatError, Utterance, check_langs, read_text, text_problem
 
 INTENT_RE = re.compile(r"\[IN:([^\s\]]+)")
 
@@ -64,8 +64,9 @@ def load_mtop_json(path, langs=None) -> list:
             if intent is None:
                 raise DataFormatError(f"{path}: item {k} (id {item_id}): no IN: label in the {lang} parse")
             text = questions[lang].strip()
-            if not text:
-                raise DataFormatError(f"{path}: item {k} (id {item_id}): empty {lang} text")
+            problem = text_problem(text)
+            if problem:
+                raise DataFormatError(f"{path}: item {k} (id {item_id}): the {lang} text is {problem}")
             out.append(Utterance(item_id, lang, text, intent))
     return out
 
@@ -103,8 +104,9 @@ def load_mtop_tsv(path, lang=None) -> list:
         if item_lang not in MTOP_LANGS:
             raise DataFormatError(f"{path}: line {line_no}: unknown locale {locale!r}; known languages: "
                                   f"{', '.join(MTOP_LANGS)}")
-        if not utterance.strip():
-            raise DataFormatError(f"{path}: line {line_no}: empty utterance")
+        problem = text_problem(utterance)
+        if problem:
+            raise DataFormatError(f"{path}: line {line_no}: the utterance is {problem}")
         out.append(Utterance(item_id, item_lang, utterance.strip(), intent, tokens))
     return out
 

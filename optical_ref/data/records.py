@@ -25,6 +25,18 @@ def read_text(path) -> str:
                               "the data files must be UTF-8 text (re-download or re-encode the file)") from None
 
 
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a sentence, or None: empty, only invisible characters (spaces, zero-width and
+    other format characters, controls), or a lone surrogate (not a character: no tokenizer can read it)."""
+    import unicodedata
+    for ch in text:
+        if 0xD800 <= ord(ch) <= 0xDFFF:
+            return f"a lone surrogate (U+{ord(ch):04X}), which is not a character; fix the file's encoding"
+    if not any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Zs", "Zl", "Zp") for ch in text):
+        return "an empty sentence (nothing but spaces or invisible characters such as U+200B)"
+    return None
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One labelled utterance in one language. ``id`` is shared by the translations of one utterance."""

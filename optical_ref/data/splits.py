@@ -170,12 +170,18 @@ def official_mtop(data_dir=None, *, min_per_intent: int = DEFAULT_MIN_PER_INTENT
     langs = check_langs(langs, MTOP_LANGS, "MTOP")
     langs = ("en",) + tuple(lang for lang in langs if lang != "en")
     root = find_data_dir(data_dir, "mtop")
-    parts, items = {}, defaultdict(dict)
+    parts, items, file_of = {}, defaultdict(dict), {}
     for split, name in (("train", "train"), ("dev", "eval"), ("test", "test")):
         ids_per_lang = []
         for lang in langs:
-            utts = load_mtop_tsv(root / "mtop" / lang / f"{name}.txt", lang)
+            path = root / "mtop" / lang / f"{name}.txt"
+            utts = load_mtop_tsv(path, lang)
             for utt in utts:
+                earlier = file_of.get((utt.id, lang))
+                if earlier is not None and earlier != path:   # the same utterance in two splits: a leak
+                    raise DataFormatError(f"{path}: id {utt.id} is also in {earlier}; an utterance in two splits "
+                                          "leaks training data into evaluation: remove it from one of them")
+                file_of[(utt.id, lang)] = path
                 items[utt.id][lang] = utt
             ids_per_lang.append({u.id for u in utts})
         parts[split] = sorted(set.intersection(*ids_per_lang))

@@ -53,9 +53,17 @@ def _lists(x):
 
 
 def case(name, inputs, expected, tolerance):
-    """One reference case: arrays as nested lists, every expected field with its absolute tolerance."""
-    return {"name": name, "inputs": {k: _lists(v) for k, v in inputs.items()},
+    """One reference case: arrays as nested lists, every expected field with its absolute tolerance. NaN in an
+    input (padding may hold anything) is written as null: standard JSON has no NaN, and every reader maps it
+    back (numpy: ``np.asarray(x, dtype=float)``)."""
+    return {"name": name, "inputs": {k: _nan_as_null(_lists(v)) for k, v in inputs.items()},
             "expected": {k: _lists(v) for k, v in expected.items()}, "tolerance": tolerance}
+
+
+def _nan_as_null(x):
+    if isinstance(x, list):
+        return [_nan_as_null(v) for v in x]
+    return None if isinstance(x, float) and x != x else x
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,20 +162,28 @@ def _padded_batch(seed):
 def build_batched_sinkhorn():
     from ..ot_torch import sinkhorn
     cases = []
-    for eps, garbage in ((0.1, None), (0.03, None), (0.05, 1e6)):
+    for eps, garbage in ((0.1, None), (0.03, None), (0.05, 1e6), (0.1, float("nan")), (0.1, "no padding")):
         C, mask_a, mask_b = _padded_batch(11)
-        if garbage is not None:   # padded entries may hold anything: a solver must never read them
+        if garbage == "no padding":   # every entry real: the masks are all True
+            mask_a, mask_b = torch_ones_like(mask_a), torch_ones_like(mask_b)
+        elif garbage is not None:   # padded entries may hold anything, even NaN: a solver must never read them
             real = mask_a[:, :, None] & mask_b[:, None, :]
             C = torch_where(real, C, garbage)
         C = C.clone().requires_grad_(True)
         res = sinkhorn(None, None, C, eps, mask_a=mask_a, mask_b=mask_b, tol=1e-12, max_iter=1_000_000,
                        grad="envelope")
         res.cost.sum().backward()
-        name = f"padded-batch-eps{eps}" + ("-garbage-1e6-in-padding" if garbage is not None else "")
+        name = {None: f"padded-batch-eps{eps}", 1e6: f"padded-batch-eps{eps}-garbage-1e6-in-padding",
+                "no padding": f"full-batch-eps{eps}-no-padding"}.get(garbage, f"padded-batch-eps{eps}-nan-in-padding")
         cases.append(case(name, {"C": C, "mask_a": mask_a, "mask_b": mask_b, "eps": eps},
                            {"plan": res.plan, "cost": res.cost, "envelope_grad_C": C.grad},
                            {"plan": 1e-7, "cost": 1e-7, "envelope_grad_C": 1e-7}))
     return cases
+
+
+def torch_ones_like(mask):
+    import torch
+    return torch.ones_like(mask)
 
 
 def torch_where(mask, x, value):
@@ -212,18 +228,23 @@ def build_ot_loss():
     import torch
     from ..ot_torch import ot_loss
     cases = []
-    for seed, eps, d, garbage in ((8, 0.05, 6, None), (9, 0.1, 4, None), (10, 0.05, 5, 1e3)):
+    for seed, eps, d, garbage in ((8, 0.05, 6, None), (9, 0.1, 4, None), (10, 0.05, 5, 1e3),
+                                  (11, 0.1, 5, float("nan")), (12, 0.1, 4, "no padding")):
         g = torch.Generator().manual_seed(seed)
         X = torch.randn(3, 4, d, generator=g, dtype=torch.float64)
         Y = torch.randn(3, 5, d, generator=g, dtype=torch.float64)
         mask_x = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
         mask_y = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
-        if garbage is not None:   # padded tokens may hold anything
+        if garbage == "no padding":
+            mask_x, mask_y = torch.ones_like(mask_x), torch.ones_like(mask_y)
+        elif garbage is not None:   # padded tokens may hold anything, even NaN
             X = torch.where(mask_x[..., None], X, torch.full_like(X, garbage))
         X = X.requires_grad_(True)
         losses = ot_loss(X, Y, mask_x, mask_y, eps=eps, tol=1e-12, max_iter=1_000_000, grad="envelope")
         losses.sum().backward()
-        name = f"padded-3-pairs-eps{eps}-d{d}" + ("-garbage-in-padding" if garbage is not None else "")
+        name = {None: f"padded-3-pairs-eps{eps}-d{d}", 1e3: f"padded-3-pairs-eps{eps}-d{d}-garbage-in-padding",
+                "no padding": f"full-3-pairs-eps{eps}-d{d}-no-padding"}.get(garbage,
+                                                                            f"padded-3-pairs-eps{eps}-d{d}-nan-in-padding")
         cases.append(case(name, {"X": X, "Y": Y, "mask_x": mask_x, "mask_y": mask_y, "eps": eps},
                            {"losses": losses, "envelope_grad_X": X.grad}, {"losses": 1e-7, "envelope_grad_X": 1e-6}))
     return cases

@@ -5,7 +5,7 @@ from . import KINDS, SIGNATURES, regenerate
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("action", choices=["regenerate", "verify", "list"],
+    parser.add_argument("action", choices=["regenerate", "verify", "list", "float32-rounding"],
                         help="regenerate: rebuild the files from the library; verify: check an implementation")
     parser.add_argument("--impl", help="verify: FILE.py:FUNCTION or module:FUNCTION")
     parser.add_argument("--kind", default="sinkhorn", choices=KINDS, help="verify: which reference file (default sinkhorn)")
@@ -23,6 +23,14 @@ def main(args) -> int:
         return 0
     if args.action == "regenerate":
         regenerate(args.kinds)
+        return 0
+    if args.action == "float32-rounding":   # the measurement behind the float32 profile's constant
+        from .engine import FLOAT32_SAFETY, rounding_only_ratios
+        rows = rounding_only_ratios()
+        print("error / (u32 x max|C|/eps x max(1, |x|)) when only f, g, C, eps are rounded to float32:")
+        for r in rows:
+            print(f"  {r['kind']:<15} {r['case']:<50} plan {r['plan']:.3f}  cost {r['cost']:.3f}")
+        print(f"max {max(max(r['plan'], r['cost']) for r in rows):.3f}; the float32 profile uses c = {FLOAT32_SAFETY}")
         return 0
     import json
 
