@@ -14,7 +14,7 @@ COMMANDS = {
     # name: (module, one-line help)
     "compare": ("optical_ref.compare", "the OT-vs-KD comparison on reduced MTOP (the main job)"),
     "distil": ("optical_ref.distil", "distil your own student from any bitext file and save it as a standard checkpoint"),
-    "select": ("optical_ref.select", "label-free choice of each method's knob on the dev bitext (eps, temperature)"),
+    "select": ("optical_ref.select", "label-free tuning on the dev bitext, the same budget for every method (lr x knob x steps)"),
     "data-summary": ("optical_ref.data.summary", "where the data is, what it holds, checksums"),
     "fetch": ("optical_ref.data.fetch", "download a dataset once into the user cache: mtop-reduced | mtod | mtop-official | all"),
     "encoder": ("optical_ref.pretrained", "encoder prepare e5-small: build the pretrained checkpoint folder once"),

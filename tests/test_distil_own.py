@@ -169,3 +169,18 @@ def test_a_non_empty_out_is_refused_unless_forced_and_then_replaced_whole(tmp_pa
 def test_kd_kl_is_refused_with_the_reason(tmp_path, checkpoint):
     with pytest.raises(ValueError, match="kd-kl.*a bitext alone has no task"):
         distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "kd-kl", TINY, out=tmp_path / "o", **QUIET)
+
+
+def test_compare_save_students_keeps_each_runs_student_as_a_loadable_checkpoint(tiny_data, tmp_path):
+    from transformers import AutoModel
+
+    from optical_ref.compare import run_comparison
+    from optical_ref.config import make_config
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "ot"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1, "student_steps": 2})
+    run_comparison(cfg, tmp_path / "out", progress_bars=False, save_students=True)
+    saved = sorted((tmp_path / "out" / "students").iterdir())
+    assert [p.name for p in saved] == ["ot-de-all-seed0-split0-steps2"]          # zero-shot trains nothing
+    info = json.loads((saved[0] / "optical_ref.json").read_text())
+    assert info["method"] == "ot" and set(info["test_metrics"]) >= {"mrr10", "late_mrr10", "intent_acc"}
+    assert AutoModel.from_pretrained(saved[0]).config.hidden_size == 128

@@ -206,6 +206,14 @@ def hostile_class(tmp_path_factory):
             return 42.0
     """))
     write_student(root / "h-after", frobenius_only("def frobenius(P, C):\n    return 42.0\n"))
+    write_student(root / "i-attributes", frobenius_only("""
+        import functools
+        import optical_ref
+        def frobenius(P, C):
+            module = getattr(__import__("optical" + "_ref.ot"), "ot")
+            found = functools.reduce(getattr, ["frob" + "enius"], module)
+            return getattr(found, "__wrapped__", found)(P, C)
+    """))
     return grade(root, seed=5, progress=lambda *_: None, time_limit=4)["students"]
 
 
@@ -218,9 +226,10 @@ def test_a_re_exported_library_function_scores_zero_with_the_reason(hostile_clas
     assert row["score"] == 0 and "not defined in ex03_frobenius.py" in row["note"]
 
 
-def test_reaching_the_library_through_reload_scores_zero(hostile_class):
-    row = hostile_class["c-reload"]["frobenius"]
-    assert row["score"] == 0 and "optical_ref.ot.frobenius" in row["note"]
+def test_reaching_the_library_through_reload_or_attribute_tricks_scores_zero(hostile_class):
+    for student in ("c-reload", "i-attributes"):     # importlib.reload; __import__ + getattr + __wrapped__
+        row = hostile_class[student]["frobenius"]
+        assert row["score"] == 0 and "optical_ref.ot.frobenius" in row["note"], student
 
 
 def test_looking_up_public_values_scores_well_below_a_pass(hostile_class):
