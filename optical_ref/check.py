@@ -91,23 +91,23 @@ def run_sandbox(exercises: list, time_limit: float) -> dict:
     return results
 
 
+def zero_score(cases: list, note: str) -> dict:
+    """An exercise scored 0 on every case, with the reason."""
+    return {"passed": 0, "total": len(cases), "score": 0.0, "failed": [c["name"] for c in cases], "note": note}
+
+
 def judge(name: str, exercise, cases: list, outcome: dict) -> dict:
     from .exercises import hint
     from .reference.engine import judge_case
 
-    names = [c["name"] for c in cases]
-
-    def zero(note):
-        return {"passed": 0, "total": len(cases), "score": 0.0, "failed": names, "note": note}
-
     if "died" in outcome:
-        return zero(outcome["died"])
+        return zero_score(cases, outcome["died"])
     if outcome.get("refused"):
-        return zero(outcome["refused"])
+        return zero_score(cases, outcome["refused"])
     refused = [c for c in outcome.get("library_calls", []) if c not in exercise.allowed]
     if refused:
         allowed = ", ".join(exercise.allowed) or "nothing from optical_ref"
-        return zero(f"calls the library's own {', '.join(refused[:3])} (this exercise may use {allowed}): scored 0")
+        return zero_score(cases, f"calls the library's own {', '.join(refused[:3])} (this exercise may use {allowed}): scored 0")
     results = [judge_case(exercise.kind, case, tuple(o), hint=hint, skip_fields=("envelope_grad_X",))
                for case, o in zip(cases, outcome["outcomes"])]
     passed = sum(r.passed for r in results)
@@ -139,8 +139,7 @@ def grade(submissions, seed: int | None = None, progress=print, time_limit: floa
         row, present = {}, []
         for name, ex in EXERCISES.items():
             if not (student / ex.skeleton).is_file():
-                row[name] = {"passed": 0, "total": len(cases[name]), "score": 0.0,
-                             "failed": [c["name"] for c in cases[name]], "note": f"missing file {ex.skeleton}"}
+                row[name] = zero_score(cases[name], f"missing file {ex.skeleton}")
             else:
                 present.append({"name": name, "file": str((student / ex.skeleton).resolve()), "function": ex.function,
                                 "kind": ex.kind, "allowed": list(ex.allowed), "time_limit": time_limit,

@@ -18,6 +18,8 @@ relevant one (ties count against the query), and a non-finite score of the relev
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -203,13 +205,23 @@ class Evaluator:
 
     def __init__(self, teacher_encoder, head, tokenizer, setting, device="cpu", tcfg=None):
         self.head, self.tokenizer, self.setting, self.device, self.tcfg = head, tokenizer, setting, device, tcfg
-        self.knn_pool = encode_sentences(teacher_encoder, tokenizer, [u.text for u in setting.en_train], device)
+        self.teacher_encoder = teacher_encoder
         self.knn_labels = setting.labels(setting.en_train)
         self.en_test_texts = [u.text for u in setting.en_test]
         self.en_test_gold = setting.labels(setting.en_test)
-        self.retrieval_pool = {lang: (encode_texts(teacher_encoder, tokenizer, english, device)
-                                      if english is not None else None)
-                               for lang, english in setting.en_of_test.items()}
+
+    # the English-side pools are encoded on first use: a process that only needs the gold labels (the main
+    # process of `compare --workers`, whose workers evaluate) never pays for them
+    @functools.cached_property
+    def knn_pool(self) -> torch.Tensor:
+        return encode_sentences(self.teacher_encoder, self.tokenizer, [u.text for u in self.setting.en_train],
+                                self.device)
+
+    @functools.cached_property
+    def retrieval_pool(self) -> dict:
+        return {lang: (encode_texts(self.teacher_encoder, self.tokenizer, english, self.device)
+                       if english is not None else None)
+                for lang, english in self.setting.en_of_test.items()}
 
     def gold(self, lang) -> list:
         return self.setting.labels(self.setting.target_test[lang])

@@ -160,7 +160,7 @@ def _diffs_of(analysis: dict, which: str, metric: str) -> dict:
 
 
 def _significant(d) -> bool:
-    return d.get("significant_holm", d["significant"]) if d.get("in_family") else d["significant"]
+    return d["significant_holm"] if d.get("in_family") else d["significant"]
 
 
 def _p(p: float) -> str:

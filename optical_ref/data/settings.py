@@ -76,19 +76,17 @@ def load_setting(dataset: str, root, langs, split_seed: int) -> Setting:
 
 
 def data_identity(root, dataset: str) -> str:
-    """The identity of the data a run reads: sha256 over the relative path and content of every file of
+    """The identity of the data a run reads: sha256 over the relative path and sha256 of every file of
     ``root/dataset`` (the same data in another folder has the same identity; any changed byte changes it)."""
     import hashlib
     from pathlib import Path
 
+    from .fetch import sha256_of   # one file-hashing implementation: the fetcher's
+
     folder = Path(root) / dataset
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SOURCE.md"):
-        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    lines = [f"{path.relative_to(folder).as_posix()}\0{sha256_of(path)}"
+             for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SOURCE.md")]
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def mtop_setting(root, langs, split_seed: int) -> Setting:

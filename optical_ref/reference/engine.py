@@ -356,13 +356,11 @@ def conditioning(case) -> float:
     if "eps" not in x:
         return 1.0
     if "C" in x:
-        values = np.asarray([0.0 if v is None or not np.isfinite(v) else v
-                             for v in np.ravel(np.asarray(x["C"], dtype=object))], dtype=float)
-        scale = float(np.abs(values).max(initial=0.0))
-        if "mask_a" in x:                # padded entries may hold garbage: only the real ones count
-            real = np.asarray(x["mask_a"])[:, :, None] & np.asarray(x["mask_b"])[:, None, :]
-            C = np.asarray([[[0.0 if v is None else v for v in row] for row in m] for m in x["C"]], dtype=float)
-            scale = float(np.abs(np.where(real & np.isfinite(C), C, 0.0)).max(initial=0.0))
+        C = np.asarray(x["C"], dtype=float)      # null (NaN in padding) becomes NaN
+        real = np.isfinite(C)
+        if "mask_a" in x:                        # padded entries may hold garbage: only the real ones count
+            real &= np.asarray(x["mask_a"])[:, :, None] & np.asarray(x["mask_b"])[:, None, :]
+        scale = float(np.abs(C[real]).max(initial=0.0))
     else:
         scale = 2.0                      # ot_loss: a cosine cost lies in [0, 2]
     return max(1.0, scale / x["eps"])
