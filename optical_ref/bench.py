@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m optical_ref bench sinkhorn|distill [--json PATH]``.
+"""Benchmarks: ``python -m optical_ref bench sinkhorn|distill|freeze [--json PATH]``.
 
 Every number is a ratio against a peer measured in the same run on the same machine (POT for the OT
 solvers, the ``kd-mse`` step for distillation), so tables from different machines compare by their
@@ -20,7 +20,8 @@ from .provenance import environment  # noqa: F401 (the benchmarks record it)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("which", choices=["sinkhorn", "distill"], help="what to benchmark")
+    parser.add_argument("which", choices=["sinkhorn", "distill", "freeze"],
+                        help="what to benchmark (freeze: dev quality vs step time of freeze=embeddings+K)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON here")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats (median is reported)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 512, 2048],
@@ -31,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze", default=None,
                         help="distill: the freeze setting (default: the encoder's); with embeddings+K every method is "
                              "also timed with the frozen prefix cached, and the kd-mse speed-up is reported")
+    parser.add_argument("--ks", type=int, nargs="+", default=[0, 3, 6, 9],
+                        help="freeze: the numbers K of frozen lower layers to compare (0 = word embeddings only)")
+    parser.add_argument("--langs", nargs="+", default=["hi", "th"], help="freeze: languages whose dev bitext scores K")
+    parser.add_argument("--eval-steps", type=int, nargs="+", default=[20, 40, 80],
+                        help="freeze: the learning curve each run is scored along")
 
 
 def main(args) -> int:
@@ -45,6 +51,11 @@ def main(args) -> int:
         check_encoder_spec(args.encoder)
     if args.which == "sinkhorn":
         results = bench_sinkhorn(sizes=args.sizes, repeats=args.repeats)
+    elif args.which == "freeze":
+        if any(k < 0 for k in args.ks) or any(s < 1 for s in args.eval_steps):
+            raise ValueError("--ks must be >= 0 and --eval-steps >= 1, e.g. --ks 0 6 --eval-steps 20 40 80")
+        results = bench_freeze(ks=args.ks, langs=args.langs, eval_steps=args.eval_steps, data_dir=args.data_dir,
+                               encoder=args.encoder or "e5-small")
     else:
         steps = args.steps or (8 if args.encoder else 20)
         results = bench_distill(repeats=args.repeats, data_dir=args.data_dir, steps=steps, encoder=args.encoder,
@@ -318,4 +329,85 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None)
               f"{results['frozen_prefix_fill_seconds']:.1f} s for {len(targets)} sentences); against the default "
               f"freeze=embeddings step ({c['freeze_embeddings_ms_per_step']:.1f} ms): "
               f"{c['speedup_vs_freeze_embeddings']:.2f}x")
+    return results
+
+
+def bench_freeze(ks=(0, 3, 6, 9), langs=("hi", "th"), methods=("kd-mse", "ot"), eval_steps=(20, 40, 80),
+                 data_dir=None, encoder="e5-small") -> dict:
+    """How many lower layers to freeze: label-free dev quality against step time, for ``freeze=embeddings+K``.
+
+    For each K, a ``kd-mse`` and an ``ot`` student (the ``pretrained`` preset's settings, seed 0, the whole
+    training bitext) are trained per language and scored along one learning curve on the dev bitext with the
+    score ``select`` uses ((pooled + late dev MRR@10) / 2; no label, no test sentence). Time is the training
+    step alone (the dev evaluations are subtracted); K >= 1 runs with the frozen prefix cached, as ``compare``
+    does, and the cache's fill is reported on its own (paid once per split). K = 0 freezes only the word
+    embeddings. Quality and time both come from this one run, so the trade-off is read off one table.
+    """
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from .config import TrainConfig, make_config
+    from .encoder import FrozenPrefix
+    from .runstore import open_run_folder
+    from .select import dev_scores
+    from .stages import prepare_split, resolve_encoder, use_all_cores
+    from .train import train_student
+
+    eval_steps = sorted(set(eval_steps))
+    cfg = make_config("pretrained", langs=list(langs), data_dir=data_dir, encoder=encoder,
+                      methods=["zero-shot", *methods])
+    tcfg = TrainConfig(**{**cfg.train, "student_steps": eval_steps[-1]})
+    use_all_cores()
+    results = {"environment": environment(), "encoder": encoder, "langs": list(langs), "methods": list(methods),
+               "eval_steps": eval_steps, "score": "(pooled + late dev MRR@10) / 2, mean over languages", "ks": {}}
+    print("optical-ref bench freeze:", results["environment"], "| encoder:", encoder)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = open_run_folder(Path(tmp) / "run", cfg.as_saved())
+        ctx = prepare_split(cfg, tcfg, cfg.split_seeds[0], resolve_encoder(cfg), out)
+        teacher, tokenizer, setting = ctx.teacher, ctx.tokenizer, ctx.setting
+        results["zero_shot"] = sum(dev_scores(teacher.student_init, teacher.encoder, tokenizer,
+                                              setting.dev_bitext[lang])["score"] for lang in langs) / len(langs)
+        for k in ks:
+            settings = dataclasses.replace(tcfg, freeze=f"embeddings+{k}" if k else "embeddings")
+            prefix, fill = None, 0.0
+            if k:
+                prefix = FrozenPrefix(teacher.student_init, tokenizer, k)
+                t0 = time.perf_counter()
+                prefix._fill([teacher.student_init.prefix + p.target for lang in langs for p in setting.bitext[lang]])
+                fill = time.perf_counter() - t0
+            row = {"fill_seconds": fill, "train_seconds": 0.0, "steps": 0, "curves": {}}
+            for method in methods:
+                curve = {s: [] for s in eval_steps}
+                for lang in langs:
+                    pairs, dev, spent = setting.bitext[lang], setting.dev_bitext[lang], [0.0]
+
+                    def on_eval(step, student, losses, dev=dev, curve=curve, spent=spent):
+                        t = time.perf_counter()
+                        curve[step].append(dev_scores(student, teacher.encoder, tokenizer, dev)["score"])
+                        spent[0] += time.perf_counter() - t
+
+                    english = ctx.cache.outputs_for(pairs)    # the teacher's side: computed once, not timed
+                    t0 = time.perf_counter()
+                    train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
+                                  settings, 0, teacher=english, frozen_prefix=prefix,
+                                  eval_steps=eval_steps, on_eval=on_eval)
+                    row["train_seconds"] += time.perf_counter() - t0 - spent[0]
+                    row["steps"] += eval_steps[-1]
+                row["curves"][method] = {s: sum(v) / len(v) for s, v in curve.items()}
+            row["ms_per_step"] = 1000 * row["train_seconds"] / row["steps"]
+            row["best"] = {m: max(c.values()) for m, c in row["curves"].items()}
+            results["ks"][k] = row
+            print(f"   K={k}: {row['ms_per_step']:.0f} ms/step, best dev score "
+                  + ", ".join(f"{m} {v:.4f}" for m, v in row["best"].items()) + (f" (prefix filled in {fill:.0f} s)" if k else ""))
+    first = results["ks"][ks[0]]
+    rows = []
+    for k, row in results["ks"].items():
+        row["speedup"] = first["ms_per_step"] / row["ms_per_step"]
+        row["loss_vs_first"] = {m: first["best"][m] - row["best"][m] for m in methods}
+        rows.append([f"embeddings+{k}" if k else "embeddings", f"{row['ms_per_step']:.0f}", f"{row['speedup']:.2f}x",
+                     *(f"{row['best'][m]:.4f}" for m in methods)])
+    _print_table(f"freeze=embeddings+K: training step time and best dev score along {eval_steps} "
+                 f"({', '.join(langs)}; zero-shot dev score {results['zero_shot']:.4f})",
+                 ["freeze", "ms/step", f"vs K={ks[0]}", *(f"{m} dev" for m in methods)], rows)
     return results

@@ -438,6 +438,8 @@ def test_sentences_no_tokenizer_can_read_are_refused_naming_file_and_item(tmp_pa
     (["bench", "sinkhorn", "--repeats", "0"], "give at least 1"),
     (["bench", "distill", "--steps", "0"], "at least 1 step"),
     (["bench", "distill", "--encoder", "/missing"], "no such directory"),
+    (["bench", "freeze", "--ks", "-1"], "--ks must be >= 0"),
+    (["bench", "freeze", "--eval-steps", "0"], "--eval-steps >= 1"),
     (["check", "--grade", "tests", "--seed", "-1"], "integer in"),
 ])
 def test_bad_command_lines_are_one_clear_line(argv, message, capsys):

@@ -48,12 +48,17 @@ def _benchmark_rows(name):
             yield [f"{r['n']}x{r['n']}", r["method"], f"{r['torch_ms']:.2f}", f"{r['pot_loop_ms']:.1f}",
                    f"{r['pot_batch_ms']:.2f}", f"{r['speedup_vs_pot_loop']:.1f}x", f"{r['speedup_vs_pot_batch']:.2f}x",
                    f"{r['padding_overhead']:.2f}x"]
+    if "ks" in data:     # bench freeze: one row per K
+        for k, r in data["ks"].items():
+            yield [f"embeddings+{k}" if int(k) else "embeddings", f"{r['ms_per_step']:.0f}", f"{r['speedup']:.2f}x",
+                   *(f"{r['best'][m]:.4f}" for m in data["methods"])]
+        return
     for method, r in (data.get("methods") or {}).items():
         yield [method, f"{r['ms_per_step']:.1f}", f"{r['relative_to_kd_mse']:.2f}x"]
 
 
 @pytest.mark.parametrize("name", ["bench_sinkhorn.json", "bench_distill.json", "bench_distill_e5.json",
-                                  "bench_distill_e5_cache.json"])
+                                  "bench_distill_e5_cache.json", "bench_freeze_e5.json"])
 def test_readme_benchmark_tables_are_the_saved_benchmark_outputs(name):
     text = README.read_text(encoding="utf-8")
     assert name in text, f"the README should name {name}, the file its benchmark table comes from"
