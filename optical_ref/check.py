@@ -196,7 +196,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="--grade: the hidden cases' seed (default: a fresh one, "
                         "printed and saved)")
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT,
-                        help=f"--grade: seconds per exercise per student (default {DEFAULT_TIME_LIMIT:g})")
+                        help=f"seconds per exercise (per student with --grade; default {DEFAULT_TIME_LIMIT:g})")
 
 
 def main(args) -> int:
@@ -215,5 +215,15 @@ def main(args) -> int:
         raise ValueError("--impl FILE.py:FUNCTION is required (e.g. tutorials/exercises/"
                          f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).skeleton}:"
                          f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).function})")
-    results = check_exercise(args.exercise, load_function(args.impl))
+    if not args.time_limit > 0:
+        raise ValueError(f"--time-limit {args.time_limit}: give a positive number of seconds")
+    function = load_function(args.impl)
+    from .sandbox import TimeLimit, alarm_after
+    try:
+        with alarm_after(args.time_limit):
+            results = check_exercise(args.exercise, function)
+    except TimeLimit:
+        raise ValueError(f"{args.impl} ran longer than {args.time_limit:g} s on exercise {args.exercise} (a correct "
+                         "solution takes well under 1 s): look for a loop that never ends, e.g. a while loop whose "
+                         "condition never changes; --time-limit S allows more") from None
     return report(f"checking {args.impl} on exercise {args.exercise}", results)

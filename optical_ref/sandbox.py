@@ -27,6 +27,7 @@ names], "time_limit": seconds, "cases": [{"name", "inputs"}]}]}``. Result: one l
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import signal
@@ -87,14 +88,23 @@ class LibraryCalls:
 
 
 def run_exercise(exercise: dict) -> dict:
-    from .reference.engine import call_case, load_function
-
     path = str(Path(exercise["file"]).resolve())
     watch = LibraryCalls(path, exercise.get("allowed", ()))
     out = {"name": exercise["name"], "outcomes": [], "library_calls": [], "refused": None}
     started = time.perf_counter()
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(exercise["time_limit"]))
+    try:
+        with alarm_after(exercise["time_limit"]):
+            _run_cases(exercise, path, watch, out)
+    except TimeLimit:
+        out["refused"] = f"ran past its time limit of {exercise['time_limit']:g} s (a loop that never ends?)"
+    out["library_calls"] = watch.seen
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    return out
+
+
+def _run_cases(exercise, path, watch, out) -> None:
+    from .reference.engine import call_case, load_function
+
     sys.setprofile(watch)
     try:
         fn = load_function(f"{path}:{exercise['function']}")
@@ -107,21 +117,26 @@ def run_exercise(exercise: dict) -> dict:
                 status, fields = call_case(exercise["kind"], fn, case)
                 out["outcomes"].append([status, fields if status != "ok" else
                                         {k: _plain(v) for k, v in fields.items()}])
-    except TimeLimit:
-        out["refused"] = f"ran past its time limit of {exercise['time_limit']:g} s (a loop that never ends?)"
     except (ValueError, FileNotFoundError) as err:
         out["refused"] = str(err)
     finally:
         sys.setprofile(None)
+
+
+@contextlib.contextmanager
+def alarm_after(seconds: float):
+    """Raise :class:`TimeLimit` in the main thread once ``seconds`` of wall clock have passed inside the block (a
+    Python loop is interrupted where it stands); the previous alarm handler is restored on the way out."""
+    def on_alarm(signum, frame):
+        raise TimeLimit()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    out["library_calls"] = watch.seen
-    out["seconds"] = round(time.perf_counter() - started, 3)
-    return out
-
-
-def _alarm(signum, frame):
-    raise TimeLimit()
 
 
 def main(argv=None) -> int:
