@@ -2,8 +2,9 @@
 
 OT gets a fair comparison only if its settings are chosen as carefully as KD's, and without test data. Every
 trainable distillation method gets the **same number of configurations** (6), each trained once per language on
-the whole training bitext (seed 0) and evaluated along one learning curve (``--eval-steps``, default 20 40 80
-160: the steps are chosen from the same run, so they cost no extra training). A configuration at a step is
+the whole training bitext (seed 0) and evaluated along one learning curve (``--eval-steps``, default 20 40 80:
+the steps are chosen from the same run, so they cost no extra training; a longer curve, e.g. ``--eval-steps 20
+40 80 160``, doubles the cost). A configuration at a step is
 scored label-free on the **dev** bitext: each dev target sentence (student, query role) retrieves its own
 English translation among all dev English sentences (frozen teacher, passage role), pooled and late-interaction
 MRR@10; the score is their mean, averaged over the languages. No label and no test sentence is read.
@@ -11,12 +12,20 @@ MRR@10; the score is their mean, averaged over the languages. No label and no te
 ==========  ====================================================  =============================================
 method      configurations (lr as a multiple of the default)      why
 ==========  ====================================================  =============================================
-``ot``      lr x {1, 3} x ``ot_eps`` {0.05, 0.1, 0.2}              eps sets how sharp the plan is
-``ot+kd``   lr x {1, 3} x ``kd_weight`` {1, 10, 100}               kd_mse averages over the d dimensions, so at
+``ot``      lr x {1, 3, 10} x ``ot_eps`` {0.05, 0.1}               eps sets how sharp the plan is
+``ot+kd``   lr x {1, 3, 10} x ``kd_weight`` {1, 100}               kd_mse averages over the d dimensions, so at
                                                                   weight 1 the OT term dominates: decades
-``kd-kl``   lr x {1, 3} x ``kd_temperature`` {1, 2, 4}             Hinton's temperature
+``kd-kl``   lr x {1, 3, 10} x ``kd_temperature`` {1, 2}            Hinton's temperature
 ``kd-mse``  lr x {1, 2, 3, 5, 7, 10}                               no knob of its own: six learning rates
 ==========  ====================================================  =============================================
+
+Every method's learning rates span the same range (1x to 10x the default): a method whose best rate lies at the
+edge of its grid is not tuned. The first selection on e5 (lr x {1, 3} x three knob values) found exactly that:
+``ot`` and ``ot+kd`` were better at 3x than at 1x for every knob value, while ``kd-mse`` kept improving far
+beyond 3x; each knob kept the two values
+that were best at some learning rate there (eps 0.2, T 4 and weight 10 never were) and gave the third place to
+lr 10x. A finished configuration is kept in ``candidates.jsonl`` of the output folder, so a selection that is
+interrupted or extended continues where it stopped (training is deterministic for a seed).
 
 The chosen configuration of each method (its lr, knob and number of steps) is written to ``selection.json``
 with every candidate's scores and the spread; ``compare --selection selection.json`` (or a preset that names
@@ -28,11 +37,11 @@ import json
 import time
 from pathlib import Path
 
-KNOBS = {"ot": ("ot_eps", [0.05, 0.1, 0.2]), "ot+kd": ("kd_weight", [1.0, 10.0, 100.0]),
-         "kd-kl": ("kd_temperature", [1.0, 2.0, 4.0]), "kd-mse": (None, [None])}
+KNOBS = {"ot": ("ot_eps", [0.05, 0.1]), "ot+kd": ("kd_weight", [1.0, 100.0]),
+         "kd-kl": ("kd_temperature", [1.0, 2.0]), "kd-mse": (None, [None])}
 LR_FACTORS = {"kd-mse": [1, 2, 3, 5, 7, 10]}
-DEFAULT_LR_FACTORS = [1, 3]
-DEFAULT_EVAL_STEPS = [20, 40, 80, 160]
+DEFAULT_LR_FACTORS = [1, 3, 10]
+DEFAULT_EVAL_STEPS = [20, 40, 80]
 SELECTION_FORMAT = "optical-ref selection"
 
 
@@ -43,7 +52,7 @@ def add_arguments(parser) -> None:
                         "candidates (default: the preset's)")
     parser.add_argument("--methods", nargs="+", default=None, help=f"any of {', '.join(KNOBS)} (default: all)")
     parser.add_argument("--eval-steps", nargs="+", type=int, default=DEFAULT_EVAL_STEPS,
-                        help="the learning curve each candidate is scored along (default 20 40 80 160)")
+                        help="the learning curve each candidate is scored along (default 20 40 80)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="runs/select", help="output folder (default runs/select)")
     parser.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE", help="as for compare")
@@ -69,7 +78,7 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
     import dataclasses
 
     from .config import TrainConfig
-    from .runstore import open_run_folder, write_json
+    from .runstore import open_run_folder, save_config, write_json
     from .stages import prepare_split, resolve_encoder, stage_setting, use_all_cores
     from .train import TrainingDiverged, train_student
 
@@ -88,6 +97,8 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
     for lang in cfg.langs:
         if not setting.dev_bitext[lang]:
             raise ValueError(f"{cfg.dataset} has no parallel dev bitext for {lang}; selection needs one (use --dataset mtop)")
+    save_config(out, cfg.as_saved())
+    done = finished_candidates(out, cfg.langs, eval_steps)
     ctx = prepare_split(cfg, tcfg, cfg.split_seeds[0], encoder_dir, out, setting=setting)
     teacher, tokenizer = ctx.teacher, ctx.tokenizer
     zero_shot = {lang: dev_scores(teacher.student_init, teacher.encoder, tokenizer, setting.dev_bitext[lang], cfg.device)
@@ -100,7 +111,8 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
             settings = dataclasses.replace(tcfg, **config)
             curve = {s: {} for s in eval_steps}
             t0 = time.time()
-            for lang in cfg.langs:
+            reused = done.get(candidate_key(method, config))
+            for lang in cfg.langs if reused is None else []:
                 pairs, dev = setting.bitext[lang], setting.dev_bitext[lang]
 
                 def on_eval(step, student, losses, lang=lang, dev=dev):
@@ -112,6 +124,11 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
                                   eval_steps=eval_steps, on_eval=on_eval)
                 except TrainingDiverged as err:
                     say(f"  {method:<7} {config}: {lang} FAILED ({err}); never chosen")
+            if reused is None:
+                append_candidate(out, {"method": method, "config": config, "langs": cfg.langs, "eval_steps": eval_steps,
+                                       "curve": curve, "seconds": round(time.time() - t0, 1)})
+            else:
+                curve = reused
             for step in eval_steps:
                 complete = len(curve[step]) == len(cfg.langs)
                 score = sum(v["score"] for v in curve[step].values()) / len(cfg.langs) if complete else None
@@ -120,7 +137,8 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
             best = max((c["score"] for c in candidates if c["method"] == method and c["score"] is not None and
                         all(c.get(k) == v for k, v in config.items())), default=None)
             say(f"  {method:<7} " + " ".join(f"{k}={v:g}" for k, v in config.items())
-                + (f": best dev score {best:.4f}" if best is not None else ": failed") + f" ({time.time() - t0:.0f} s)")
+                + (f": best dev score {best:.4f}" if best is not None else ": failed")
+                + (f" ({time.time() - t0:.0f} s)" if reused is None else f" (done before: {CANDIDATES_FILE})"))
         own = [c for c in candidates if c["method"] == method and c["score"] is not None]
         if own:
             top = max(own, key=lambda c: c["score"])     # ties: the first listed (fewer steps, smaller lr)
@@ -133,11 +151,74 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
               "rule": "per method, the configuration and step with the highest mean over languages of (pooled + late "
                       "dev MRR@10) / 2; ties: the first listed; a configuration that diverged is never chosen"}
     write_json(out / "selection.json", result)
+    (out / "selection.md").write_text(selection_markdown(result), encoding="utf-8")
     flags = " ".join(f"--set {m}.{k}={v:g}" for m, c in chosen.items() for k, v in c.items()
                      if k not in ("dev_score", "spread"))
     summary = json.dumps(chosen)
     say(f"[select] chosen: {summary}\n         use: compare --selection {out / 'selection.json'} (or {flags})")
     return result
+
+
+CANDIDATES_FILE = "candidates.jsonl"   # one line per finished configuration: a rerun into the same folder reuses it
+
+
+def candidate_key(method: str, config: dict) -> str:
+    return json.dumps({"method": method, **config}, sort_keys=True)
+
+
+def append_candidate(out: Path, entry: dict) -> None:
+    """One finished configuration's curve, appended at once (training is deterministic for a seed, so a candidate
+    read back is the candidate a rerun would train)."""
+    with open(out / CANDIDATES_FILE, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def finished_candidates(out: Path, langs, eval_steps) -> dict:
+    """``{candidate_key: curve}`` of the configurations already finished in ``out`` for these languages and steps
+    (an interrupted or extended selection continues where it stopped); a line cut by an interruption is skipped."""
+    path, done = out / CANDIDATES_FILE, {}
+    if not path.is_file():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("langs") == list(langs) and entry.get("eval_steps") == list(eval_steps):
+            done[candidate_key(entry["method"], entry["config"])] = {int(s): v for s, v in entry["curve"].items()}
+    return done
+
+
+def selection_markdown(result: dict) -> str:
+    """The selection as tables: each method's choice with its dev scores and spread, then every candidate."""
+    langs = result["langs"]
+    lines = [f"# Label-free selection on the dev bitext ({', '.join(langs)})", "",
+             "Score = (pooled + late dev MRR@10) / 2 of target -> English retrieval among the dev pairs, mean over "
+             f"{', '.join(langs)}; 6 configurations per method, each scored along one learning curve "
+             f"({', '.join(map(str, result['eval_steps']))} steps). No label and no test sentence is read.", "",
+             "| method | chosen | dev score | " + " | ".join(langs) + " | spread over its candidates |",
+             "|---|---|---|" + "---|" * len(langs) + "---|"]
+    zero = result["zero_shot"]
+    lines.append(f"| zero-shot | - | {sum(zero[l]['score'] for l in langs) / len(langs):.4f} | "
+                 + " | ".join(f"{zero[l]['score']:.4f}" for l in langs) + " | - |")
+    for method, chosen in result["chosen"].items():
+        top = next(c for c in result["candidates"] if c["method"] == method and c["score"] == chosen["dev_score"]
+                   and all(c.get(k) == v for k, v in chosen.items() if k not in ("dev_score", "spread")))
+        setting = ", ".join(f"{k} {v:g}" for k, v in chosen.items() if k not in ("dev_score", "spread"))
+        lines.append(f"| {method} | {setting} | {chosen['dev_score']:.4f} | "
+                     + " | ".join(f"{top['per_lang'][l]['score']:.4f}" for l in langs) + f" | {chosen['spread']:.4f} |")
+    lines += ["", "Every candidate (dev score at each step; - = diverged):", "",
+              "| method | lr | knob | " + " | ".join(f"{s} steps" for s in result["eval_steps"]) + " |",
+              "|---|---|---|" + "---|" * len(result["eval_steps"])]
+    rows = {}
+    for c in result["candidates"]:
+        knob = KNOBS[c["method"]][0]
+        key = (c["method"], c["lr"], f"{knob} {c[knob]:g}" if knob else "-")
+        rows.setdefault(key, {})[c["student_steps"]] = c["score"]
+    for (method, lr, knob), scores in rows.items():
+        lines.append(f"| {method} | {lr:g} | {knob} | " + " | ".join(
+            "-" if scores.get(s) is None else f"{scores[s]:.4f}" for s in result["eval_steps"]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def method_settings_from(path) -> dict:

@@ -199,8 +199,46 @@ def test_selection_chooses_per_method_from_one_curve_and_compare_reads_it(tiny_d
     assert len([c for c in result["candidates"] if c["method"] == "ot"]) == 6 * 2       # 6 configurations x 2 steps
     assert all(c["per_lang"]["de"]["score"] >= 0 for c in result["candidates"])
     assert result["chosen"]["ot"]["student_steps"] in (1, 2) and "ot_eps" in result["chosen"]["ot"]
+    table = (tmp_path / "sel" / "selection.md").read_text(encoding="utf-8")
+    assert f"| ot | lr {result['chosen']['ot']['lr']:g}" in table and f"{result['chosen']['ot']['dev_score']:.4f}" in table
     args = build_parser().parse_args(["compare", "--langs", "de", "--methods", "kd-mse", "ot", "--data-dir",
                                                 str(tiny_data), "--selection", str(tmp_path / "sel" / "selection.json")])
     compare_cfg = config_from_args(args)
     assert compare_cfg.method_train["ot"]["ot_eps"] == result["chosen"]["ot"]["ot_eps"]
     assert compare_cfg.method_train["kd-mse"]["lr"] == result["chosen"]["kd-mse"]["lr"]
+
+
+def test_a_selection_rerun_into_its_folder_reuses_finished_configurations(tiny_data, tmp_path):
+    from optical_ref.config import make_config
+    from optical_ref.select import CANDIDATES_FILE, run_selection
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1})
+    first = run_selection(cfg, tmp_path / "sel", methods=["kd-mse"], eval_steps=[1, 2], say=lambda *_: None)
+    lines = (tmp_path / "sel" / CANDIDATES_FILE).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6
+    said = []
+    again = run_selection(cfg, tmp_path / "sel", methods=["kd-mse"], eval_steps=[1, 2], say=said.append)
+    assert (tmp_path / "sel" / CANDIDATES_FILE).read_text(encoding="utf-8").splitlines() == lines, "nothing retrained"
+    assert sum("done before" in line for line in said) == 6
+    assert again["candidates"] == first["candidates"] and again["chosen"] == first["chosen"]
+
+
+def test_pretrained_presets_train_each_method_with_the_committed_label_free_selection():
+    """The presets read the selection that `select --preset pretrained` wrote (committed beside the results):
+    every distillation method's lr, steps and knob, at the freeze setting the selection ran with."""
+    from pathlib import Path
+
+    from optical_ref.config import make_config
+    from optical_ref.select import KNOBS, method_settings_from
+    path = Path(__file__).resolve().parents[1] / "tutorials" / "results" / "pretrained" / "selection.json"
+    chosen = method_settings_from(path)
+    selection = json.loads(path.read_text(encoding="utf-8"))
+    assert set(chosen) == set(KNOBS), "the selection covers every distillation method"
+    for preset in ("pretrained", "pretrained-full"):
+        cfg = make_config(preset)
+        shared = {k: v for k, v in cfg.train.items() if k != "student_steps"}
+        assert shared == {k: v for k, v in selection["train"].items() if k != "student_steps"}, \
+            f"{preset}: select ran with other shared settings; rerun it or align the preset"
+        for method in (m for m in KNOBS if m in cfg.methods):
+            assert cfg.train_for(method) == {**cfg.train, **chosen[method]}, (preset, method)
+    assert set(KNOBS) <= set(make_config("pretrained").methods)
