@@ -350,9 +350,8 @@ def bench_freeze(ks=(0, 3, 6, 9), langs=("hi", "th"), methods=("kd-mse", "ot"), 
     from .config import TrainConfig, make_config
     from .encoder import FrozenPrefix
     from .runstore import open_run_folder
-    from .select import dev_scores
+    from .select import dev_curve, dev_scores
     from .stages import prepare_split, resolve_encoder, use_all_cores
-    from .train import train_student
 
     eval_steps = sorted(set(eval_steps))
     cfg = make_config("pretrained", langs=list(langs), data_dir=data_dir, encoder=encoder,
@@ -380,19 +379,10 @@ def bench_freeze(ks=(0, 3, 6, 9), langs=("hi", "th"), methods=("kd-mse", "ot"), 
             for method in methods:
                 curve = {s: [] for s in eval_steps}
                 for lang in langs:
-                    pairs, dev, spent = setting.bitext[lang], setting.dev_bitext[lang], [0.0]
-
-                    def on_eval(step, student, losses, dev=dev, curve=curve, spent=spent):
-                        t = time.perf_counter()
-                        curve[step].append(dev_scores(student, teacher.encoder, tokenizer, dev)["score"])
-                        spent[0] += time.perf_counter() - t
-
-                    english = ctx.cache.outputs_for(pairs)    # the teacher's side: computed once, not timed
-                    t0 = time.perf_counter()
-                    train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
-                                  settings, 0, teacher=english, frozen_prefix=prefix,
-                                  eval_steps=eval_steps, on_eval=on_eval)
-                    row["train_seconds"] += time.perf_counter() - t0 - spent[0]
+                    scores, seconds = dev_curve(ctx, method, settings, lang, eval_steps, prefix)
+                    for step, value in scores.items():
+                        curve[step].append(value["score"])
+                    row["train_seconds"] += seconds
                     row["steps"] += eval_steps[-1]
                 row["curves"][method] = {s: sum(v) / len(v) for s, v in curve.items()}
             row["ms_per_step"] = 1000 * row["train_seconds"] / row["steps"]

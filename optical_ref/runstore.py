@@ -98,12 +98,17 @@ def _metrics(record) -> dict:
 
 
 def append_record(out, record) -> None:
-    """Append one record as one line; a previous line left unfinished is closed first. An exclusive lock on the
+    """Append one record to the folder's ``runs.jsonl`` (:func:`append_json_line`)."""
+    append_json_line(Path(out) / "runs.jsonl", record)
+
+
+def append_json_line(path, obj) -> None:
+    """Append ``obj`` as one JSON line; a previous line left unfinished is closed first. An exclusive lock on the
     file makes appends from several processes (workers, two resumes) whole lines, never interleaved."""
     import fcntl
 
-    path = Path(out) / "runs.jsonl"
-    line = json.dumps(record) + "\n"
+    path = Path(path)
+    line = json.dumps(obj) + "\n"
     with open(path, "a", encoding="utf-8") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:

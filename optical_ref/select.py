@@ -74,13 +74,35 @@ def dev_scores(student, teacher_encoder, tokenizer, pairs, device="cpu") -> dict
             "score": (scores["mrr10"] + scores["late_mrr10"]) / 2}
 
 
+def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=None, curve=None) -> tuple:
+    """Train one student of ``method`` (seed 0) on all of ``lang``'s training bitext of the split ``ctx`` and score
+    it on the dev bitext after each step in ``eval_steps``: ``({step: dev_scores}, training seconds)``, the
+    seconds without the dev scoring. Raises ``TrainingDiverged`` as ``train_student`` does; the points scored
+    before that are in ``curve`` when the caller passes a dict to fill."""
+    from .train import train_student
+
+    pairs, dev = ctx.setting.bitext[lang], ctx.setting.dev_bitext[lang]
+    english = ctx.cache.outputs_for(pairs)            # the teacher's side: computed once per split, not timed
+    curve, scoring = ({} if curve is None else curve), [0.0]
+
+    def on_eval(step, student, losses):
+        started = time.perf_counter()
+        curve[step] = dev_scores(student, ctx.teacher.encoder, ctx.tokenizer, dev, ctx.cfg.device)
+        scoring[0] += time.perf_counter() - started
+
+    started = time.perf_counter()
+    train_student(method, ctx.teacher.student_init, ctx.teacher.head, ctx.tokenizer, [p.target for p in pairs],
+                  settings, 0, teacher=english, frozen_prefix=frozen_prefix, eval_steps=eval_steps, on_eval=on_eval)
+    return curve, time.perf_counter() - started - scoring[0]
+
+
 def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, say=print) -> dict:
     import dataclasses
 
     from .config import TrainConfig
     from .runstore import open_run_folder, save_config, write_json
     from .stages import prepare_split, resolve_encoder, stage_setting, use_all_cores
-    from .train import TrainingDiverged, train_student
+    from .train import TrainingDiverged
 
     methods = list(methods or KNOBS)
     unknown = [m for m in methods if m not in KNOBS]
@@ -109,26 +131,21 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
     for method in methods:
         for config in configurations(method, tcfg.lr):
             settings = dataclasses.replace(tcfg, **config)
-            curve = {s: {} for s in eval_steps}
             t0 = time.time()
             reused = done.get(candidate_key(method, config))
-            for lang in cfg.langs if reused is None else []:
-                pairs, dev = setting.bitext[lang], setting.dev_bitext[lang]
-
-                def on_eval(step, student, losses, lang=lang, dev=dev):
-                    curve[step][lang] = dev_scores(student, teacher.encoder, tokenizer, dev, cfg.device)
-
-                try:
-                    train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
-                                  settings, 0, teacher=ctx.cache.outputs_for(pairs), frozen_prefix=ctx.frozen_prefix,
-                                  eval_steps=eval_steps, on_eval=on_eval)
-                except TrainingDiverged as err:
-                    say(f"  {method:<7} {config}: {lang} FAILED ({err}); never chosen")
+            curve = reused
             if reused is None:
+                curve = {s: {} for s in eval_steps}
+                for lang in cfg.langs:
+                    scores = {}
+                    try:
+                        dev_curve(ctx, method, settings, lang, eval_steps, ctx.frozen_prefix, scores)
+                    except TrainingDiverged as err:
+                        say(f"  {method:<7} {config}: {lang} FAILED ({err}); never chosen")
+                    for step, value in scores.items():
+                        curve[step][lang] = value
                 append_candidate(out, {"method": method, "config": config, "langs": cfg.langs, "eval_steps": eval_steps,
                                        "curve": curve, "seconds": round(time.time() - t0, 1)})
-            else:
-                curve = reused
             for step in eval_steps:
                 complete = len(curve[step]) == len(cfg.langs)
                 score = sum(v["score"] for v in curve[step].values()) / len(cfg.langs) if complete else None
@@ -169,8 +186,8 @@ def candidate_key(method: str, config: dict) -> str:
 def append_candidate(out: Path, entry: dict) -> None:
     """One finished configuration's curve, appended at once (training is deterministic for a seed, so a candidate
     read back is the candidate a rerun would train)."""
-    with open(out / CANDIDATES_FILE, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry) + "\n")
+    from .runstore import append_json_line
+    append_json_line(out / CANDIDATES_FILE, entry)
 
 
 def finished_candidates(out: Path, langs, eval_steps) -> dict:
