@@ -146,11 +146,7 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
                         curve[step][lang] = value
                 append_candidate(out, {"method": method, "config": config, "langs": cfg.langs, "eval_steps": eval_steps,
                                        "curve": curve, "seconds": round(time.time() - t0, 1)})
-            for step in eval_steps:
-                complete = len(curve[step]) == len(cfg.langs)
-                score = sum(v["score"] for v in curve[step].values()) / len(cfg.langs) if complete else None
-                candidates.append({"method": method, **config, "student_steps": step, "score": score,
-                                   "per_lang": curve[step], "failed": not complete})
+            candidates += candidate_rows(method, config, curve, cfg.langs, eval_steps)
             best = max((c["score"] for c in candidates if c["method"] == method and c["score"] is not None and
                         all(c.get(k) == v for k, v in config.items())), default=None)
             say(f"  {method:<7} " + " ".join(f"{k}={v:g}" for k, v in config.items())
@@ -174,6 +170,17 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
     summary = json.dumps(chosen)
     say(f"[select] chosen: {summary}\n         use: compare --selection {out / 'selection.json'} (or {flags})")
     return result
+
+
+def candidate_rows(method: str, config: dict, curve: dict, langs, eval_steps) -> list:
+    """One row per curve step of a configuration, scored by the mean over ``langs`` of the dev score. A
+    configuration that diverged in any language (some step lacks a language's score) is failed at every step,
+    including the steps it had reached before diverging: a setting that breaks down in one language of the run is
+    never chosen, however good its early points were."""
+    diverged = any(len(curve[step]) < len(langs) for step in eval_steps)
+    return [{"method": method, **config, "student_steps": step,
+             "score": None if diverged else sum(v["score"] for v in curve[step].values()) / len(langs),
+             "per_lang": curve[step], "failed": diverged} for step in eval_steps]
 
 
 CANDIDATES_FILE = "candidates.jsonl"   # one line per finished configuration: a rerun into the same folder reuses it

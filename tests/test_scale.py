@@ -208,6 +208,17 @@ def test_selection_chooses_per_method_from_one_curve_and_compare_reads_it(tiny_d
     assert compare_cfg.method_train["kd-mse"]["lr"] == result["chosen"]["kd-mse"]["lr"]
 
 
+def test_a_configuration_that_diverged_in_one_language_is_failed_at_every_step():
+    """Its points from before the breakdown do not count either: it is never chosen."""
+    from optical_ref.select import candidate_rows
+    good = {"score": 0.9}
+    curve = {20: {"hi": good, "th": good}, 40: {"hi": good}}              # th diverged between steps 20 and 40
+    rows = candidate_rows("ot", {"lr": 1e-4}, curve, ["hi", "th"], [20, 40])
+    assert [r["score"] for r in rows] == [None, None] and all(r["failed"] for r in rows)
+    whole = candidate_rows("ot", {"lr": 1e-4}, {20: {"hi": good, "th": {"score": 0.7}}}, ["hi", "th"], [20])
+    assert whole[0]["score"] == pytest.approx(0.8) and not whole[0]["failed"]
+
+
 def test_a_selection_rerun_into_its_folder_reuses_finished_configurations(tiny_data, tmp_path):
     from optical_ref.config import make_config
     from optical_ref.select import CANDIDATES_FILE, run_selection
