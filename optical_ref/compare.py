@@ -17,7 +17,8 @@ report                     summary.md, CSV/JSON, plots, intervals      ``report.
 =========================  ==========================================  =====================================
 
 Outputs in ``--out``: ``runs.jsonl`` (one record per finished run; ``--resume DIR`` skips those),
-``results.json``, ``results.csv``, ``summary.md``, ``budget.png``, ``differences.png``, ``plan.png``,
+``results.json``, ``results.csv``, ``summary.md``, ``budget.png``, ``differences.png``, ``plan.png`` (with
+``--eval-steps`` also ``curve.png``),
 ``config.json`` and ``teacher/split-<seed>/`` (the teacher of each split, reused on resume).
 """
 from __future__ import annotations
@@ -193,7 +194,7 @@ def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, sett
     write_csv(records, out / "results.csv")
     write_report(results, out)
     files = [name for name in ("summary.md", "results.json", "results.csv", "runs.jsonl", "budget.png",
-                               "differences.png", "plan.png") if (out / name).is_file()]
+                               "differences.png", "curve.png", "plan.png") if (out / name).is_file()]
     say(f"done in {time.time() - started:.0f} s; outputs in {out.resolve()} ({', '.join(files)})")
     return results
 

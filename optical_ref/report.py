@@ -13,6 +13,9 @@
 3. diagnostics of the mechanism (plan concentration, token-cloud cosine, norm ratio) per method;
 4. with several split seeds, the training-seed spread next to the split spread.
 
+A run evaluated along a learning curve (``--eval-steps``) is read at its last step everywhere above
+(:func:`final_records`); ``curve.png`` plots the headline metrics at every step.
+
 In the mean tables the best mean among the methods that use no target-language labels is in bold (all of
 them when tied); ``target-supervised`` (an upper bound that reads target labels) is listed below a rule.
 """
@@ -64,6 +67,28 @@ def methods_of(records) -> list:
 
 def runs_of(records, method, column) -> list:
     return [r for r in records if r["method"] == method and (r["lang"], str(r["budget"])) == column]
+
+
+def final_records(records) -> list:
+    """The record at the last evaluated step of each run, in the given order. A run evaluated along a learning curve
+    (``--eval-steps``) has one record per step; the tables and the analysis compare methods at the step each run
+    was trained to (mixing steps would average unlike models, and pair a seed's early record with another's late
+    one), and ``curve.png`` shows the earlier steps."""
+    def run(r):
+        return r["method"], r["lang"], str(r["budget"]), r["seed"], r["split_seed"]
+    last = {}
+    for r in records:
+        if run(r) not in last or (r.get("steps") or 0) > (last[run(r)].get("steps") or 0):
+            last[run(r)] = r
+    return [r for r in records if last[run(r)] is r]
+
+
+def is_curve(records) -> bool:
+    """True when some run was evaluated at more than one step."""
+    steps = defaultdict(set)
+    for r in records:
+        steps[(r["method"], r["lang"], str(r["budget"]), r["seed"], r["split_seed"])].add(r.get("steps") or 0)
+    return any(len(s) > 1 for s in steps.values())
 
 
 def has_metric(records, metric) -> bool:
@@ -129,7 +154,9 @@ def differences(records, gold, metric, reference) -> dict:
 def analyse(records, gold) -> dict:
     """The declared analysis: every label-free method against the declared reference, on the headline metrics,
     with Holm's correction over that whole family; differences to zero-shot are shown beside it, uncorrected
-    (they answer another question: does distillation help at all?)."""
+    (they answer another question: does distillation help at all?). Each run is read at its last step
+    (:func:`final_records`)."""
+    records = final_records(records)
     reference = reference_method(records)
     metrics = [k for k in ITEM_METRICS if has_metric(records, k)]
     to_reference = {k: differences(records, gold, k, reference) for k in metrics} if reference else {}
@@ -142,6 +169,7 @@ def analyse(records, gold) -> dict:
         to_reference[k][(m, col)].update(p_holm=p_holm, in_family=True, significant_holm=p_holm < ALPHA)
     return {"reference": reference, "reference_chosen_on": "declared", "correction": "holm", "alpha": ALPHA,
             "bootstrap": "seeds, then items", "n_boot": N_BOOTSTRAP, "confidence": CONFIDENCE,
+            "steps": "each run at its last evaluated step",
             "family": {"size": len(family), "metrics": [k for k in HEADLINE if k in to_reference],
                        "members": [f"{m} - {reference} | {k} | {col[0]} @ {col[1]}" for k, m, col in family]},
             "to_reference": _serialisable(to_reference), "to_zero_shot": _serialisable(to_zero_shot)}
@@ -239,7 +267,8 @@ def diagnostics_table(records) -> str:
 
 def write_report(results: dict, out: Path) -> None:
     out = Path(out)
-    records, cfg, gold = results["runs"], results["config"], results.get("gold", {})
+    curve, cfg, gold = results["runs"], results["config"], results.get("gold", {})
+    records = final_records(curve)
     failed = results.get("failed_runs", [])
     analysis = results.get("analysis") or analyse(records, gold)
     reference = analysis["reference"]
@@ -272,6 +301,10 @@ def write_report(results: dict, out: Path) -> None:
         "(other metrics, differences to zero-shot) bold = the interval excludes 0, uncorrected.",
         "",
     ]
+    if is_curve(curve):
+        steps = sorted({r.get("steps") or 0 for r in curve if r["method"] != "zero-shot"})
+        parts += [f"Learning curves: students evaluated at steps {steps}; every table reads each run at its last "
+                  "step, `curve.png` shows the headline metrics at every step.", ""]
     if failed:
         parts += [f"**{len(failed)} run(s) failed and are not scored** (see results.json, failed_runs):", ""]
         parts += [f"- {r['method']} {r['lang']} budget={r['budget']} seed={r['seed']}: {r['failed']}" for r in failed]
@@ -314,6 +347,8 @@ def write_report(results: dict, out: Path) -> None:
     plot_budgets(records, gold, out / "budget.png")
     if present_ot and reference:
         plot_differences(records, to_reference, reference, out / "differences.png")
+    if is_curve(curve):
+        plot_curve(curve, out / "curve.png")
     if (out / "plan.json").is_file():
         plot_plan(json.loads((out / "plan.json").read_text(encoding="utf-8")), out / "plan.png")
 
@@ -425,6 +460,40 @@ def plot_budgets(records, gold, path: Path) -> None:
     axes[0][-1].legend(fontsize=8, loc="best")
     fig.suptitle("mean over seeds; bands (bars for one budget): 95% bootstrap interval over test items; "
                  "methods dodged sideways", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curve(records, path: Path) -> None:
+    """Headline metrics vs training steps, one panel per metric and language @ budget, a line per method (mean over
+    seeds and splits); zero-shot, which does not train, is a dashed level."""
+    plt = _pyplot()
+    metrics = [k for k in HEADLINE if has_metric(records, k)]
+    columns, methods = columns_of(records), methods_of(records)
+    fig, axes = plt.subplots(len(metrics), len(columns), figsize=(3.6 * len(columns), 3.0 * len(metrics)),
+                             sharey="row", squeeze=False)
+    for row, metric in zip(axes, metrics):
+        for ax, col in zip(row, columns):
+            for m in methods:
+                by_step = defaultdict(list)
+                for r in runs_of(records, m, col):
+                    if r.get(metric) is not None:
+                        by_step[r.get("steps") or 0].append(r[metric])
+                if not by_step:
+                    continue
+                steps = sorted(by_step)
+                means = [100 * np.mean(by_step[s]) for s in steps]
+                if m == "zero-shot":
+                    ax.axhline(means[0], linestyle="--", color="grey", linewidth=1, label=m)
+                else:
+                    ax.plot(steps, means, marker="o", label=m)
+            ax.set_title(f"{col[0]} @ {col[1]}", fontsize=9)
+            ax.set_xlabel("training steps")
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel(BY_NAME[metric].short)
+    axes[0][-1].legend(fontsize=8, loc="best")
+    fig.suptitle("learning curves from one run per student (mean over seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -81,6 +81,16 @@ def _column(n=400):
     return records, gold
 
 
+def test_a_run_evaluated_along_a_curve_is_compared_at_its_last_step_only():
+    from optical_ref.report import final_records
+    records, gold = _column()
+    early = [{**r, "steps": 10, "items": {"pred": [0] * 400, "rank": [1] * 400}, "intent_acc": 0.0}
+             for r in records if r["method"] != "zero-shot"]
+    late = [{**r, "steps": 20} if r["method"] != "zero-shot" else r for r in records]
+    assert final_records(early + late) == late
+    assert analyse(early + late, gold)["to_reference"] == analyse(late, gold)["to_reference"]
+
+
 def test_the_reference_is_declared_kd_mse_even_when_another_kd_method_is_better_on_test():
     records, gold = _column()
     analysis = analyse(records, gold)

@@ -104,6 +104,19 @@ def test_a_curve_record_at_s_steps_is_the_record_of_a_separate_s_step_run(tiny_d
     assert make_config("quick", eval_steps=["40", "20"]).train["student_steps"] == 40
 
 
+def test_the_report_of_a_curve_reads_each_run_at_its_last_step_and_draws_the_curve(tiny_data, tmp_path):
+    from optical_ref.compare import run_comparison
+    curve = run_comparison(_config(tiny_data, eval_steps=[1, 3], train_overrides={"teacher_epochs": 1}),
+                           tmp_path / "curve", progress_bars=False)
+    alone = run_comparison(_config(tiny_data, train_overrides={"teacher_epochs": 1, "student_steps": 3}),
+                           tmp_path / "alone", progress_bars=False)
+    assert curve["analysis"]["to_reference"] == alone["analysis"]["to_reference"]
+    tables = [(tmp_path / name / "summary.md").read_text(encoding="utf-8").split("## Does OT beat")[1]
+              for name in ("curve", "alone")]
+    assert tables[0] == tables[1], "the curve's tables are those of the run that trained to its last step"
+    assert (tmp_path / "curve" / "curve.png").is_file() and not (tmp_path / "alone" / "curve.png").exists()
+
+
 def test_two_workers_give_the_records_of_one(tiny_data, tmp_path):
     from optical_ref.compare import run_comparison
     run_comparison(_config(tiny_data), tmp_path / "one", progress_bars=False)
