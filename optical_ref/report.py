@@ -32,6 +32,7 @@ from .data import LOW_RESOURCE_LANGS
 from .methods import METHODS as METHOD_ORDER
 from .methods import UPPER_BOUND
 from .metrics import BY_NAME, HEADLINE, ITEM_METRICS, METRICS
+from .runstore import run_key
 from .stats import CONFIDENCE, N_BOOTSTRAP, hierarchical_difference, holm, mean_interval, paired_arrays, seed_scores
 
 KD_METHODS = ("kd-mse", "kd-kl")
@@ -74,20 +75,20 @@ def final_records(records) -> list:
     (``--eval-steps``) has one record per step; the tables and the analysis compare methods at the step each run
     was trained to (mixing steps would average unlike models, and pair a seed's early record with another's late
     one), and ``curve.png`` shows the earlier steps."""
-    def run(r):
-        return r["method"], r["lang"], str(r["budget"]), r["seed"], r["split_seed"]
-    last = {}
+    last = {}                                  # run (the record key without its step) -> (step, record)
     for r in records:
-        if run(r) not in last or (r.get("steps") or 0) > (last[run(r)].get("steps") or 0):
-            last[run(r)] = r
-    return [r for r in records if last[run(r)] is r]
+        *run, step = run_key(r)
+        if tuple(run) not in last or step > last[tuple(run)][0]:
+            last[tuple(run)] = (step, r)
+    return [r for r in records if last[run_key(r)[:-1]][1] is r]
 
 
 def is_curve(records) -> bool:
     """True when some run was evaluated at more than one step."""
     steps = defaultdict(set)
     for r in records:
-        steps[(r["method"], r["lang"], str(r["budget"]), r["seed"], r["split_seed"])].add(r.get("steps") or 0)
+        *run, step = run_key(r)
+        steps[tuple(run)].add(step)
     return any(len(s) > 1 for s in steps.values())
 
 
@@ -268,7 +269,7 @@ def diagnostics_table(records) -> str:
 def write_report(results: dict, out: Path) -> None:
     out = Path(out)
     curve, cfg, gold = results["runs"], results["config"], results.get("gold", {})
-    records = final_records(curve)
+    records, curves = final_records(curve), is_curve(curve)
     failed = results.get("failed_runs", [])
     analysis = results.get("analysis") or analyse(records, gold)
     reference = analysis["reference"]
@@ -301,7 +302,7 @@ def write_report(results: dict, out: Path) -> None:
         "(other metrics, differences to zero-shot) bold = the interval excludes 0, uncorrected.",
         "",
     ]
-    if is_curve(curve):
+    if curves:
         steps = sorted({r.get("steps") or 0 for r in curve if r["method"] != "zero-shot"})
         parts += [f"Learning curves: students evaluated at steps {steps}; every table reads each run at its last "
                   "step, `curve.png` shows the headline metrics at every step.", ""]
@@ -347,7 +348,7 @@ def write_report(results: dict, out: Path) -> None:
     plot_budgets(records, gold, out / "budget.png")
     if present_ot and reference:
         plot_differences(records, to_reference, reference, out / "differences.png")
-    if is_curve(curve):
+    if curves:
         plot_curve(curve, out / "curve.png")
     if (out / "plan.json").is_file():
         plot_plan(json.loads((out / "plan.json").read_text(encoding="utf-8")), out / "plan.png")

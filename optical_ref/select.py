@@ -146,9 +146,9 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
                         curve[step][lang] = value
                 append_candidate(out, {"method": method, "config": config, "langs": cfg.langs, "eval_steps": eval_steps,
                                        "curve": curve, "seconds": round(time.time() - t0, 1)})
-            candidates += candidate_rows(method, config, curve, cfg.langs, eval_steps)
-            best = max((c["score"] for c in candidates if c["method"] == method and c["score"] is not None and
-                        all(c.get(k) == v for k, v in config.items())), default=None)
+            rows = candidate_rows(method, config, curve, cfg.langs, eval_steps)
+            candidates += rows
+            best = max((r["score"] for r in rows if r["score"] is not None), default=None)
             say(f"  {method:<7} " + " ".join(f"{k}={v:g}" for k, v in config.items())
                 + (f": best dev score {best:.4f}" if best is not None else ": failed")
                 + (f" ({time.time() - t0:.0f} s)" if reused is None else f" (done before: {CANDIDATES_FILE})"))
