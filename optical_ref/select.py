@@ -2,7 +2,8 @@
 
 OT gets a fair comparison only if its settings are chosen as carefully as KD's, and without test data. Every
 trainable distillation method gets the **same number of configurations** (6), each trained once per language on
-the whole training bitext (seed 0) and evaluated along one learning curve (``--eval-steps``, default 20 40 80:
+the training bitext of one budget (``--budget``, default all pairs; a smaller budget takes the pairs that
+``compare`` gives seed 0, since settings that suit 1,149 pairs overfit 20) and evaluated along one learning curve (``--eval-steps``, default 20 40 80:
 the steps are chosen from the same run, so they cost no extra training; a longer curve, e.g. ``--eval-steps 20
 40 80 160``, doubles the cost). A configuration at a step is
 scored label-free on the **dev** bitext: each dev target sentence (student, query role) retrieves its own
@@ -53,6 +54,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--methods", nargs="+", default=None, help=f"any of {', '.join(KNOBS)} (default: all)")
     parser.add_argument("--eval-steps", nargs="+", type=int, default=DEFAULT_EVAL_STEPS,
                         help="the learning curve each candidate is scored along (default 20 40 80)")
+    parser.add_argument("--budget", default="all", help="the bitext pairs each candidate trains on: a count (the "
+                        "subset compare gives seed 0) or 'all' (default); choose settings at the budget you compare at")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="runs/select", help="output folder (default runs/select)")
     parser.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE", help="as for compare")
@@ -74,14 +77,16 @@ def dev_scores(student, teacher_encoder, tokenizer, pairs, device="cpu") -> dict
             "score": (scores["mrr10"] + scores["late_mrr10"]) / 2}
 
 
-def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=None, curve=None) -> tuple:
-    """Train one student of ``method`` (seed 0) on all of ``lang``'s training bitext of the split ``ctx`` and score
-    it on the dev bitext after each step in ``eval_steps``: ``({step: dev_scores}, training seconds)``, the
+def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=None, curve=None,
+              budget="all") -> tuple:
+    """Train one student of ``method`` (seed 0) on ``budget`` of ``lang``'s training bitext of the split ``ctx``
+    (the pairs ``compare`` gives seed 0) and score it on the dev bitext after each step in ``eval_steps``: ``({step: dev_scores}, training seconds)``, the
     seconds without the dev scoring. Raises ``TrainingDiverged`` as ``train_student`` does; the points scored
     before that are in ``curve`` when the caller passes a dict to fill."""
     from .train import train_student
 
-    pairs, dev = ctx.setting.bitext[lang], ctx.setting.dev_bitext[lang]
+    _, pairs = ctx.setting.budget_pairs(lang, budget, 0)
+    dev = ctx.setting.dev_bitext[lang]
     english = ctx.cache.outputs_for(pairs)            # the teacher's side: computed once per split, not timed
     curve, scoring = ({} if curve is None else curve), [0.0]
 
@@ -96,10 +101,11 @@ def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=N
     return curve, time.perf_counter() - started - scoring[0]
 
 
-def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, say=print) -> dict:
+def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, say=print, budget="all") -> dict:
     import dataclasses
 
-    from .config import TrainConfig
+    from .config import TrainConfig, parse_budget
+    from .data.settings import resolve_budget
     from .runstore import open_run_folder, save_config, write_json
     from .stages import prepare_split, resolve_encoder, stage_setting, use_all_cores
     from .train import TrainingDiverged
@@ -114,18 +120,21 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
     tcfg = TrainConfig(**{**cfg.train, "student_steps": eval_steps[-1]})
     out = open_run_folder(out, cfg.as_saved())
     use_all_cores()
+    budget = parse_budget(budget, "--budget")
     encoder_dir = resolve_encoder(cfg)
     setting = stage_setting(cfg, cfg.split_seeds[0])
     for lang in cfg.langs:
+        resolve_budget(budget, len(setting.bitext[lang]), lang)
         if not setting.dev_bitext[lang]:
             raise ValueError(f"{cfg.dataset} has no parallel dev bitext for {lang}; selection needs one (use --dataset mtop)")
     save_config(out, cfg.as_saved())
-    done = finished_candidates(out, cfg.langs, eval_steps)
+    done = finished_candidates(out, cfg.langs, eval_steps, budget)
     ctx = prepare_split(cfg, tcfg, cfg.split_seeds[0], encoder_dir, out, setting=setting)
     teacher, tokenizer = ctx.teacher, ctx.tokenizer
     zero_shot = {lang: dev_scores(teacher.student_init, teacher.encoder, tokenizer, setting.dev_bitext[lang], cfg.device)
                  for lang in cfg.langs}
-    say(f"[select] {len(methods)} methods x 6 configurations x {len(cfg.langs)} languages, curves at {eval_steps}; "
+    say(f"[select] {len(methods)} methods x 6 configurations x {len(cfg.langs)} languages, budget {budget}, "
+        f"curves at {eval_steps}; "
         f"zero-shot dev score " + ", ".join(f"{lang} {z['score']:.3f}" for lang, z in zero_shot.items()))
     candidates, chosen = [], {}
     for method in methods:
@@ -139,13 +148,13 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
                 for lang in cfg.langs:
                     scores = {}
                     try:
-                        dev_curve(ctx, method, settings, lang, eval_steps, ctx.frozen_prefix, scores)
+                        dev_curve(ctx, method, settings, lang, eval_steps, ctx.frozen_prefix, scores, budget)
                     except TrainingDiverged as err:
                         say(f"  {method:<7} {config}: {lang} FAILED ({err}); never chosen")
                     for step, value in scores.items():
                         curve[step][lang] = value
                 append_candidate(out, {"method": method, "config": config, "langs": cfg.langs, "eval_steps": eval_steps,
-                                       "curve": curve, "seconds": round(time.time() - t0, 1)})
+                                       "budget": budget, "curve": curve, "seconds": round(time.time() - t0, 1)})
             rows = candidate_rows(method, config, curve, cfg.langs, eval_steps)
             candidates += rows
             best = max((r["score"] for r in rows if r["score"] is not None), default=None)
@@ -159,7 +168,7 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
             chosen[method]["dev_score"] = top["score"]
             chosen[method]["spread"] = max(c["score"] for c in own) - min(c["score"] for c in own)
     result = {"format": SELECTION_FORMAT, "langs": cfg.langs, "split_seed": cfg.split_seeds[0], "encoder": cfg.encoder,
-              "train": cfg.train, "eval_steps": eval_steps, "zero_shot": zero_shot, "candidates": candidates,
+              "train": cfg.train, "budget": budget, "eval_steps": eval_steps, "zero_shot": zero_shot, "candidates": candidates,
               "chosen": chosen,
               "rule": "per method, the configuration and step with the highest mean over languages of (pooled + late "
                       "dev MRR@10) / 2; ties: the first listed; a configuration that diverged is never chosen"}
@@ -197,9 +206,10 @@ def append_candidate(out: Path, entry: dict) -> None:
     append_json_line(out / CANDIDATES_FILE, entry)
 
 
-def finished_candidates(out: Path, langs, eval_steps) -> dict:
-    """``{candidate_key: curve}`` of the configurations already finished in ``out`` for these languages and steps
-    (an interrupted or extended selection continues where it stopped); a line cut by an interruption is skipped."""
+def finished_candidates(out: Path, langs, eval_steps, budget="all") -> dict:
+    """``{candidate_key: curve}`` of the configurations already finished in ``out`` for these languages, steps and
+    budget (an interrupted or extended selection continues where it stopped); a line cut by an interruption is
+    skipped. A line without a budget was written before selections had one: it trained on all pairs."""
     path, done = out / CANDIDATES_FILE, {}
     if not path.is_file():
         return done
@@ -208,7 +218,8 @@ def finished_candidates(out: Path, langs, eval_steps) -> dict:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if entry.get("langs") == list(langs) and entry.get("eval_steps") == list(eval_steps):
+        if (entry.get("langs") == list(langs) and entry.get("eval_steps") == list(eval_steps)
+                and entry.get("budget", "all") == budget):
             done[candidate_key(entry["method"], entry["config"])] = {int(s): v for s, v in entry["curve"].items()}
     return done
 
@@ -216,7 +227,9 @@ def finished_candidates(out: Path, langs, eval_steps) -> dict:
 def selection_markdown(result: dict) -> str:
     """The selection as tables: each method's choice with its dev scores and spread, then every candidate."""
     langs = result["langs"]
-    lines = [f"# Label-free selection on the dev bitext ({', '.join(langs)})", "",
+    budget = result.get("budget", "all")
+    lines = [f"# Label-free selection on the dev bitext ({', '.join(langs)}; training budget: "
+             f"{'all pairs' if budget == 'all' else f'{budget} pairs'})", "",
              "Score = (pooled + late dev MRR@10) / 2 of target -> English retrieval among the dev pairs, mean over "
              f"{', '.join(langs)}; 6 configurations per method, each scored along one learning curve "
              f"({', '.join(map(str, result['eval_steps']))} steps). No label and no test sentence is read.", "",
@@ -260,5 +273,5 @@ def main(args) -> int:
 
     cfg = make_config(args.preset, langs=args.langs, data_dir=args.data_dir, device=args.device,
                       methods=["zero-shot", *(args.methods or KNOBS)], train_overrides=parse_settings(args.settings))
-    run_selection(cfg, Path(args.out), args.methods, args.eval_steps)
+    run_selection(cfg, Path(args.out), args.methods, args.eval_steps, budget=args.budget)
     return 0

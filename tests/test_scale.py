@@ -247,22 +247,54 @@ def test_a_selection_rerun_into_its_folder_reuses_finished_configurations(tiny_d
     assert again["candidates"] == first["candidates"] and again["chosen"] == first["chosen"]
 
 
-def test_pretrained_presets_train_each_method_with_the_committed_label_free_selection():
-    """The presets read the selection that `select --preset pretrained` wrote (committed beside the results):
-    every distillation method's lr, steps and knob, at the freeze setting the selection ran with."""
+def test_a_selection_at_a_budget_trains_every_candidate_on_the_pairs_compare_gives_seed_0(tiny_data, tmp_path,
+                                                                                       monkeypatch):
+    """Settings that suit all pairs overfit a few: a low-budget comparison is tuned at its own budget, on exactly
+    the subset its seed-0 run trains on, and the candidates of one budget are never reused for another."""
+    import optical_ref.train
+    from optical_ref.config import make_config
+    from optical_ref.select import CANDIDATES_FILE, run_selection
+    from optical_ref.stages import stage_setting
+    seen, real = [], optical_ref.train.train_student
+    monkeypatch.setattr(optical_ref.train, "train_student",
+                        lambda method, init, head, tok, sentences, *a, **k: (seen.append(list(sentences)),
+                                                                             real(method, init, head, tok, sentences,
+                                                                                  *a, **k))[1])
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1})
+    result = run_selection(cfg, tmp_path / "sel", methods=["kd-mse"], eval_steps=[1], say=lambda *_: None, budget=3)
+    _, subset = stage_setting(cfg, cfg.split_seeds[0]).budget_pairs("de", 3, 0)
+    assert result["budget"] == 3 and len(seen) == 6
+    assert all(sentences == [p.target for p in subset] for sentences in seen)
+    assert "training budget: 3 pairs" in (tmp_path / "sel" / "selection.md").read_text(encoding="utf-8")
+    seen.clear()
+    run_selection(cfg, tmp_path / "sel", methods=["kd-mse"], eval_steps=[1], say=lambda *_: None)
+    assert len(seen) == 6 and all(len(s) > 3 for s in seen), "all pairs: the budget-3 candidates are not reused"
+    assert len((tmp_path / "sel" / CANDIDATES_FILE).read_text(encoding="utf-8").splitlines()) == 12
+    with pytest.raises(ValueError, match="--budget: a budget must be a positive integer"):
+        run_selection(cfg, tmp_path / "bad", methods=["kd-mse"], eval_steps=[1], say=lambda *_: None, budget="20x")
+    with pytest.raises(ValueError, match="larger than the"):
+        run_selection(cfg, tmp_path / "big", methods=["kd-mse"], eval_steps=[1], say=lambda *_: None, budget=10**6)
+
+
+@pytest.mark.parametrize("presets, folder", [(("pretrained", "pretrained-full"), "pretrained"),
+                                             (("pretrained-low",), "pretrained-low")])
+def test_pretrained_presets_train_each_method_with_the_committed_label_free_selection(presets, folder):
+    """The presets read the selection that `select` wrote (committed beside the results): every distillation
+    method's lr, steps and knob, at the freeze setting and the budget the selection ran with."""
     from pathlib import Path
 
     from optical_ref.config import make_config
     from optical_ref.select import KNOBS, method_settings_from
-    path = Path(__file__).resolve().parents[1] / "tutorials" / "results" / "pretrained" / "selection.json"
+    path = Path(__file__).resolve().parents[1] / "tutorials" / "results" / folder / "selection.json"
     chosen = method_settings_from(path)
     selection = json.loads(path.read_text(encoding="utf-8"))
-    assert set(chosen) == set(KNOBS), "the selection covers every distillation method"
-    for preset in ("pretrained", "pretrained-full"):
+    for preset in presets:
         cfg = make_config(preset)
+        assert set(KNOBS) & set(cfg.methods) <= set(chosen), f"{preset}: the selection covers every method it trains"
+        assert selection.get("budget", "all") in cfg.budgets, f"{preset}: tuned at a budget it does not compare"
         shared = {k: v for k, v in cfg.train.items() if k != "student_steps"}
         assert shared == {k: v for k, v in selection["train"].items() if k != "student_steps"}, \
             f"{preset}: select ran with other shared settings; rerun it or align the preset"
         for method in (m for m in KNOBS if m in cfg.methods):
             assert cfg.train_for(method) == {**cfg.train, **chosen[method]}, (preset, method)
-    assert set(KNOBS) <= set(make_config("pretrained").methods)
