@@ -3,10 +3,10 @@
 OT gets a fair comparison only if its settings are chosen as carefully as KD's, and without test data. Every
 trainable distillation method gets the **same number of configurations** (6), each trained once per language on
 the training bitext of one budget (``--budget``, default all pairs; a smaller budget takes the pairs that
-``compare`` gives seed 0, since settings that suit 1,149 pairs overfit 20) and evaluated along one learning curve (``--eval-steps``, default 20 40 80:
-the steps are chosen from the same run, so they cost no extra training; a longer curve, e.g. ``--eval-steps 20
-40 80 160``, doubles the cost). A configuration at a step is
-scored label-free on the **dev** bitext: each dev target sentence (student, query role) retrieves its own
+``compare`` gives seed 0, since settings that suit 1,149 pairs overfit 20) and evaluated along one learning curve
+(``--eval-steps``, default 20 40 80: the steps are chosen from the same run, so they cost no extra training; a
+longer curve, e.g. ``--eval-steps 20 40 80 160``, doubles the cost). A configuration at a step is scored
+label-free on the **dev** bitext: each dev target sentence (student, query role) retrieves its own
 English translation among all dev English sentences (frozen teacher, passage role), pooled and late-interaction
 MRR@10; the score is their mean, averaged over the languages. No label and no test sentence is read.
 
@@ -80,9 +80,10 @@ def dev_scores(student, teacher_encoder, tokenizer, pairs, device="cpu") -> dict
 def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=None, curve=None,
               budget="all") -> tuple:
     """Train one student of ``method`` (seed 0) on ``budget`` of ``lang``'s training bitext of the split ``ctx``
-    (the pairs ``compare`` gives seed 0) and score it on the dev bitext after each step in ``eval_steps``: ``({step: dev_scores}, training seconds)``, the
-    seconds without the dev scoring. Raises ``TrainingDiverged`` as ``train_student`` does; the points scored
-    before that are in ``curve`` when the caller passes a dict to fill."""
+    (the pairs ``compare`` gives seed 0) and score it on the dev bitext after each step in ``eval_steps``:
+    ``({step: dev_scores}, training seconds)``, the seconds without the dev scoring. Raises ``TrainingDiverged``
+    as ``train_student`` does; the points scored before that are in ``curve`` when the caller passes a dict to
+    fill."""
     from .train import train_student
 
     _, pairs = ctx.setting.budget_pairs(lang, budget, 0)
@@ -117,10 +118,10 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
     eval_steps = sorted(set(int(s) for s in eval_steps))
     if not eval_steps or eval_steps[0] < 1:
         raise ValueError("--eval-steps: give positive step counts, e.g. 20 40 80 160")
+    budget = parse_budget(budget, "--budget")
     tcfg = TrainConfig(**{**cfg.train, "student_steps": eval_steps[-1]})
     out = open_run_folder(out, cfg.as_saved())
     use_all_cores()
-    budget = parse_budget(budget, "--budget")
     encoder_dir = resolve_encoder(cfg)
     setting = stage_setting(cfg, cfg.split_seeds[0])
     for lang in cfg.langs:
