@@ -12,15 +12,15 @@ from . import __version__
 
 COMMANDS = {
     # name: (module, one-line help)
-    "compare": ("optical_ref.compare", "the OT-vs-KD comparison on reduced MTOP (the main job)"),
-    "distil": ("optical_ref.distil", "distil your own student from any bitext file and save it as a standard checkpoint"),
-    "select": ("optical_ref.select", "label-free tuning on the dev bitext, the same budget for every method (lr x knob x steps)"),
+    "compare": ("optical_ref.experiment.compare", "the OT-vs-KD comparison on reduced MTOP (the main job)"),
+    "distil": ("optical_ref.experiment.distil", "distil your own student from any bitext file and save it as a standard checkpoint"),
+    "select": ("optical_ref.experiment.selection", "label-free tuning on the dev bitext, the same budget for every method (lr x knob x steps)"),
     "data-summary": ("optical_ref.data.summary", "where the data is, what it holds, checksums"),
     "fetch": ("optical_ref.data.fetch", "download a dataset once into the user cache: mtop-reduced | mtod | mtop-official | all"),
     "encoder": ("optical_ref.pretrained", "encoder prepare e5-small: build the pretrained checkpoint folder once"),
-    "bench": ("optical_ref.bench", "benchmarks: sinkhorn | distill"),
-    "check": ("optical_ref.check", "check an exercise (check EXERCISE --impl FILE.py:FUNCTION, --list) or grade a class (--grade DIR)"),
-    "reference": ("optical_ref.reference.cli", "reference outputs: regenerate | verify --impl FILE.py:FUNCTION"),
+    "bench": ("optical_ref.experiment.bench", "benchmarks: sinkhorn | distill"),
+    "check": ("optical_ref.classroom.check", "check an exercise (check EXERCISE --impl FILE.py:FUNCTION, --list) or grade a class (--grade DIR)"),
+    "reference": ("optical_ref.classroom.reference.cli", "reference outputs: regenerate | verify --impl FILE.py:FUNCTION"),
 }
 
 

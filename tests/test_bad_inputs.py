@@ -10,10 +10,10 @@ import pytest
 from conftest import cli_error
 import torch
 
-from optical_ref.compare import make_config, run_comparison
+from optical_ref.experiment.compare import make_config, run_comparison
 from optical_ref.data import reduced_mtop
 from optical_ref.data.records import DataFormatError
-from optical_ref.runstore import RunFolderError, append_record, read_records
+from optical_ref.experiment.runstore import RunFolderError, append_record, read_records
 
 TINY = {"teacher_epochs": 1, "student_steps": 2}
 
@@ -363,7 +363,7 @@ def test_ot_loss_in_16_bit_floats_with_padding_has_finite_loss_and_gradients(dty
 
 
 def test_a_second_compare_on_a_folder_in_use_is_refused(tmp_path):
-    from optical_ref.runstore import FolderLock
+    from optical_ref.experiment.runstore import FolderLock
     with FolderLock(tmp_path):
         with pytest.raises(RunFolderError, match="in use by another compare"):
             with FolderLock(tmp_path):

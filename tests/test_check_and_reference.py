@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from optical_ref import reference
-from optical_ref.exercises import EXERCISES, check_exercise, load_function, run_cases
+from optical_ref.classroom import reference
+from optical_ref.classroom.exercises import EXERCISES, check_exercise, load_function, run_cases
 
 INSTRUCTOR = Path(__file__).resolve().parents[1] / "instructor"
 # the instructor's key: written-out answers in a teacher-side folder, not in the installed package
@@ -240,7 +240,7 @@ def test_pot_kernel_sinkhorn_with_defaults_fails_only_where_the_kernel_underflow
 # ------------------------------------------------------------------------------------------------
 def test_verify_checks_potentials_up_to_an_additive_constant():
     from optical_ref.ot import sinkhorn
-    from optical_ref.reference.engine import run_cases as verify
+    from optical_ref.classroom.reference.engine import run_cases as verify
 
     def shifted(a, b, C, eps):
         res = sinkhorn(a, b, C, eps, tol=1e-13, max_iter=1_000_000)
@@ -255,7 +255,7 @@ def test_verify_checks_potentials_up_to_an_additive_constant():
 
 
 def test_verify_checks_the_gradient_of_the_ot_loss_by_autograd():
-    from optical_ref.reference.engine import run_cases as verify
+    from optical_ref.classroom.reference.engine import run_cases as verify
 
     def no_gradient_through_costs(X, Y, mask_x, mask_y, eps):
         return solutions.ot_loss(X.detach(), Y, mask_x, mask_y, eps) + 0 * X.sum()
@@ -268,7 +268,7 @@ def test_verify_checks_the_gradient_of_the_ot_loss_by_autograd():
 
 def test_the_training_setting_reference_needs_exactly_n_iter_iterations():
     from optical_ref.ot import sinkhorn
-    from optical_ref.reference.engine import run_cases as verify
+    from optical_ref.classroom.reference.engine import run_cases as verify
 
     fixed = verify("sinkhorn_fixed", lambda a, b, C, eps, n_iter: sinkhorn(a, b, C, eps, n_iter=n_iter))
     converged = verify("sinkhorn_fixed", lambda a, b, C, eps, n_iter: sinkhorn(a, b, C, eps, tol=1e-12, max_iter=100_000))
@@ -368,8 +368,8 @@ def test_every_module_imports_only_modules_listed_above_it_in_the_readme():
 # ------------------------------------------------------------------------------------------------
 def test_the_librarys_own_float32_solver_passes_the_float32_profile_and_not_float64():
     from optical_ref.ot_torch import sinkhorn
-    from optical_ref.reference.engine import float32_profile
-    from optical_ref.reference.engine import run_cases as verify
+    from optical_ref.classroom.reference.engine import float32_profile
+    from optical_ref.classroom.reference.engine import run_cases as verify
 
     def float32_plan(C, mask_a, mask_b, eps):
         return sinkhorn(None, None, C.float(), eps, mask_a=mask_a, mask_b=mask_b, tol=1e-6, max_iter=100_000).plan
@@ -408,7 +408,7 @@ def test_a_solver_written_in_javascript_passes_through_a_results_file(tmp_path):
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    from optical_ref.reference.engine import run_results
+    from optical_ref.classroom.reference.engine import run_results
     out = tmp_path / "js.json"
     subprocess.run([node, str(Path(__file__).parent / "data" / "sinkhorn_fixed.js"),
                     str(reference.path_of("sinkhorn_fixed")), str(out)], check=True, timeout=60)
@@ -445,8 +445,8 @@ def _plain_float32_log_sinkhorn(a, b, C, eps, n_iter=None):
 
 def test_the_float32_profile_passes_plain_and_library_float32_solvers_and_fails_twice_the_eps():
     from optical_ref.ot_torch import sinkhorn
-    from optical_ref.reference.engine import float32_profile
-    from optical_ref.reference.engine import run_cases as verify
+    from optical_ref.classroom.reference.engine import float32_profile
+    from optical_ref.classroom.reference.engine import run_cases as verify
 
     def library32(a, b, C, eps):
         t = (lambda v: torch.as_tensor(v, dtype=torch.float32))
@@ -472,13 +472,13 @@ def test_the_float32_profile_passes_plain_and_library_float32_solvers_and_fails_
 
 
 def test_the_float32_constant_covers_the_measured_rounding_only_errors():
-    from optical_ref.reference.engine import FLOAT32_SAFETY, rounding_only_ratios
+    from optical_ref.classroom.reference.engine import FLOAT32_SAFETY, rounding_only_ratios
     worst = max(max(r["plan"], r["cost"]) for r in rounding_only_ratios())
     assert 0 < worst < FLOAT32_SAFETY / 4, worst
 
 
 def test_a_reported_cost_is_compared_and_a_huge_negative_potential_means_minus_infinity():
-    from optical_ref.reference.engine import run_results
+    from optical_ref.classroom.reference.engine import run_results
     cases = reference.load("sinkhorn")["cases"]
     honest = {c["name"]: {"plan": c["expected"]["plan"], "cost": c["expected"]["cost"]} for c in cases}
     assert all(r.passed for r in run_results("sinkhorn", honest))

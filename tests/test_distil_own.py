@@ -9,7 +9,7 @@ import torch
 from conftest import SHARED
 from optical_ref.data.bitext_file import read_bitext_file
 from optical_ref.data.paths import holds_data
-from optical_ref.distil import distil
+from optical_ref.experiment.distil import distil
 
 WORDS = ("play some music now", "what is the weather today", "set an alarm for six", "call my mother please",
          "turn the lights off", "remind me to buy milk", "how long is the drive", "send a message to tom")
@@ -174,8 +174,8 @@ def test_kd_kl_is_refused_with_the_reason(tmp_path, checkpoint):
 def test_compare_save_students_keeps_each_runs_student_as_a_loadable_checkpoint(tiny_data, tmp_path):
     from transformers import AutoModel
 
-    from optical_ref.compare import run_comparison
-    from optical_ref.config import make_config
+    from optical_ref.experiment.compare import run_comparison
+    from optical_ref.experiment.presets import make_config
     cfg = make_config("quick", langs=["de"], methods=["zero-shot", "ot"], data_dir=str(tiny_data),
                       train_overrides={"teacher_epochs": 1, "student_steps": 2})
     run_comparison(cfg, tmp_path / "out", progress_bars=False, save_students=True)

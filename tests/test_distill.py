@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import SHARED, cli_error
-from optical_ref.compare import make_config, run_comparison
+from optical_ref.experiment.compare import make_config, run_comparison
 from optical_ref.data.paths import holds_data
 from optical_ref.encoder import IntentHead, build_encoder, load_pretrained_encoder
 from optical_ref.losses import kd_kl, kd_mse, ot_distill

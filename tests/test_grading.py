@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from optical_ref.exercises import EXERCISES, check_exercise
-from optical_ref.check import grade, write_csv
-from optical_ref.reference import load
+from optical_ref.classroom.exercises import EXERCISES, check_exercise
+from optical_ref.classroom.check import grade, write_csv
+from optical_ref.classroom.reference import load
 
 # A student who solved every exercise with their own code: the instructor's written-out answer key
 # (numpy / torch only; ot-loss may call a solver), read from instructor/.
@@ -33,7 +33,7 @@ def graded(tmp_path_factory):
         def frobenius(P, C):
             return importlib.import_module("optical" + "_ref.ot").frobenius(P, C)
     """, "ex04_kd_mse.py": """
-        from optical_ref import reference
+        from optical_ref.classroom import reference
         def kd_mse(student, teacher):
             for case in reference.load("kd_mse")["cases"]:
                 if case["inputs"]["student"] == student.tolist():
@@ -58,7 +58,7 @@ def test_library_calls_score_zero_whatever_the_route_with_the_reason(graded):
     _, result = graded
     ben = result["students"]["ben"]
     assert ben["frobenius"]["score"] == 0 and "optical_ref.ot.frobenius" in ben["frobenius"]["note"]
-    assert ben["kd-mse"]["score"] == 0 and "optical_ref.reference.load" in ben["kd-mse"]["note"]
+    assert ben["kd-mse"]["score"] == 0 and "optical_ref.classroom.reference.load" in ben["kd-mse"]["note"]
     assert ben["kd-kl"]["score"] == 0 and "optical_ref.losses.kd_kl" in ben["kd-kl"]["note"]
     assert ben["ot-loss"]["score"] == 1.0          # ot-loss may call the solver: its point is the cost and masks
 
@@ -83,7 +83,7 @@ def test_the_score_table_has_one_row_per_student_and_the_documented_json(graded,
 
 
 def test_hidden_cases_are_reproducible_from_the_printed_seed_and_change_with_it(tmp_path):
-    from optical_ref.reference.hidden import hidden_cases
+    from optical_ref.classroom.reference.hidden import hidden_cases
     first = hidden_cases("sinkhorn", np.random.default_rng(5), 4)
     again = hidden_cases("sinkhorn", np.random.default_rng(5), 4)
     other = hidden_cases("sinkhorn", np.random.default_rng(6), 4)
@@ -146,9 +146,9 @@ def test_batched_sinkhorn_mistakes_are_named():
 
 
 def test_nan_in_padding_and_an_unnormalised_cosine_are_named():
-    from optical_ref.reference.hidden import hidden_cases
+    from optical_ref.classroom.reference.hidden import hidden_cases
     from optical_ref.ot_torch import sinkhorn
-    from optical_ref.exercises import run_cases
+    from optical_ref.classroom.exercises import run_cases
 
     def never_cleans(C, mask_a, mask_b, eps):
         log_a = torch.log(mask_a / mask_a.sum(1, keepdim=True))
@@ -199,7 +199,7 @@ def hostile_class(tmp_path_factory):
                 pass
     """))
     write_student(root / "g-patches", frobenius_only("""
-        import optical_ref.reference.engine as engine
+        import optical_ref.classroom.reference.engine as engine
         engine.max_abs_error = lambda *a: 0.0
         engine.judge_case = None
         def frobenius(P, C):
@@ -250,8 +250,8 @@ def test_patching_the_engine_changes_no_score(hostile_class):
 
 
 def test_hidden_cases_outnumber_public_ones_and_say_what_they_hold():
-    from optical_ref.check import cases_for
-    from optical_ref.reference.hidden import hidden_cases
+    from optical_ref.classroom.check import cases_for
+    from optical_ref.classroom.reference.hidden import hidden_cases
     for name, exercise in EXERCISES.items():
         cases = [c["name"] for c in cases_for(name, exercise, 0)]
         hidden = [c for c in cases if c.startswith("hidden-")]
@@ -304,7 +304,7 @@ def test_the_answer_key_is_written_out_and_passes_every_public_case():
         code = CORRECT[exercise.skeleton]
         imports = [line for line in code.splitlines() if line.startswith(("import ", "from "))]
         assert not any("optical_ref" in line for line in imports) or exercise.allowed, exercise.skeleton
-        fn = __import__("optical_ref.exercises", fromlist=["load_function"]).load_function(
+        fn = __import__("optical_ref.classroom.exercises", fromlist=["load_function"]).load_function(
             f"{INSTRUCTOR / exercise.skeleton}:{exercise.function}")
         assert all(r.passed for r in check_exercise(name, fn)), name
 

@@ -3,8 +3,8 @@ items, the best-KD reference, win/tie/loss counting."""
 import numpy as np
 import pytest
 
-from optical_ref.report import analyse, differences, win_tie_loss
-from optical_ref.stats import item_scores, paired_difference, pooled_scores, seed_scores
+from optical_ref.experiment.report import analyse, differences, win_tie_loss
+from optical_ref.experiment.stats import item_scores, paired_difference, pooled_scores, seed_scores
 
 
 def test_identical_methods_give_an_interval_that_contains_zero():
@@ -82,7 +82,7 @@ def _column(n=400):
 
 
 def test_a_run_evaluated_along_a_curve_is_compared_at_its_last_step_only():
-    from optical_ref.report import final_records
+    from optical_ref.experiment.report import final_records
     records, gold = _column()
     early = [{**r, "steps": 10, "items": {"pred": [0] * 400, "rank": [1] * 400}, "intent_acc": 0.0}
              for r in records if r["method"] != "zero-shot"]
@@ -115,14 +115,14 @@ def test_every_declared_comparison_carries_p_and_p_holm_and_the_family_is_listed
 # Seeds inside the interval, and Holm's correction
 # ------------------------------------------------------------------------------------------------
 def test_with_one_seed_the_hierarchical_bootstrap_is_the_item_bootstrap():
-    from optical_ref.stats import hierarchical_difference
+    from optical_ref.experiment.stats import hierarchical_difference
     rng = np.random.default_rng(4)
     a, b = rng.random((1, 300)), rng.random((1, 300))
     assert hierarchical_difference({0: a}, {0: b}) == {**paired_difference({0: a[0]}, {0: b[0]}), "n_seeds": 1}
 
 
 def test_opposite_per_seed_effects_widen_the_interval():
-    from optical_ref.stats import hierarchical_difference
+    from optical_ref.experiment.stats import hierarchical_difference
     rng = np.random.default_rng(5)
     base = rng.random((4, 500))
     consistent = base + 0.05
@@ -136,7 +136,7 @@ def test_opposite_per_seed_effects_widen_the_interval():
 
 
 def test_the_hierarchical_bootstrap_keeps_seeds_and_items_paired():
-    from optical_ref.stats import hierarchical_difference
+    from optical_ref.experiment.stats import hierarchical_difference
     rng = np.random.default_rng(6)
     noise = rng.normal(size=(3, 400))                    # shared by both methods, per seed and item
     d = hierarchical_difference({0: noise + 0.01}, {0: noise})
@@ -144,7 +144,7 @@ def test_the_hierarchical_bootstrap_keeps_seeds_and_items_paired():
 
 
 def test_holm_matches_a_hand_worked_example():
-    from optical_ref.stats import holm
+    from optical_ref.experiment.stats import holm
     # sorted p: 0.01, 0.02, 0.03, 0.04 -> x4, x3, x2, x1 = 0.04, 0.06, 0.06, 0.04 -> running max 0.04, 0.06, 0.06, 0.06
     assert holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])                # capped at 1
@@ -154,7 +154,7 @@ def test_holm_matches_a_hand_worked_example():
 
 
 def test_bootstrap_p_is_small_only_when_zero_is_far_outside_and_is_not_floored_at_one_over_n_boot():
-    from optical_ref.stats import bootstrap_p
+    from optical_ref.experiment.stats import bootstrap_p
     normal = np.random.default_rng(0).normal(size=4000)
     assert bootstrap_p(normal, 0.0) == pytest.approx(1.0)
     assert bootstrap_p(normal + 1.96, 1.96) == pytest.approx(0.05, abs=0.005)     # 1.96 standard errors away

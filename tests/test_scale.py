@@ -85,15 +85,15 @@ def _records(folder):
 
 
 def _config(tiny_data, **kwargs):
-    from optical_ref.config import make_config
+    from optical_ref.experiment.presets import make_config
     args = dict(langs=["de"], methods=["zero-shot", "kd-mse", "ot"], seeds=[0, 1], data_dir=str(tiny_data),
                 train_overrides=TINY)
     return make_config("quick", **{**args, **kwargs})
 
 
 def test_a_curve_record_at_s_steps_is_the_record_of_a_separate_s_step_run(tiny_data, tmp_path):
-    from optical_ref.compare import run_comparison
-    from optical_ref.config import make_config
+    from optical_ref.experiment.compare import run_comparison
+    from optical_ref.experiment.presets import make_config
     curve = run_comparison(_config(tiny_data, eval_steps=[1, 3], train_overrides={"teacher_epochs": 1}),
                            tmp_path / "curve", progress_bars=False)
     run_comparison(_config(tiny_data, train_overrides={"teacher_epochs": 1, "student_steps": 1}), tmp_path / "alone",
@@ -105,7 +105,7 @@ def test_a_curve_record_at_s_steps_is_the_record_of_a_separate_s_step_run(tiny_d
 
 
 def test_the_report_of_a_curve_reads_each_run_at_its_last_step_and_draws_the_curve(tiny_data, tmp_path):
-    from optical_ref.compare import run_comparison
+    from optical_ref.experiment.compare import run_comparison
     curve = run_comparison(_config(tiny_data, eval_steps=[1, 3], train_overrides={"teacher_epochs": 1}),
                            tmp_path / "curve", progress_bars=False)
     alone = run_comparison(_config(tiny_data, train_overrides={"teacher_epochs": 1, "student_steps": 3}),
@@ -118,14 +118,14 @@ def test_the_report_of_a_curve_reads_each_run_at_its_last_step_and_draws_the_cur
 
 
 def test_two_workers_give_the_records_of_one(tiny_data, tmp_path):
-    from optical_ref.compare import run_comparison
+    from optical_ref.experiment.compare import run_comparison
     run_comparison(_config(tiny_data), tmp_path / "one", progress_bars=False)
     run_comparison(_config(tiny_data), tmp_path / "two", progress_bars=False, workers=2)
     assert _records(tmp_path / "two") == _records(tmp_path / "one")
 
 
 def test_shards_merged_are_one_unsharded_run(tiny_data, tmp_path):
-    from optical_ref.compare import merge_folders, run_comparison
+    from optical_ref.experiment.compare import merge_folders, run_comparison
     whole = run_comparison(_config(tiny_data), tmp_path / "whole", progress_bars=False)
     for i in range(3):
         run_comparison(_config(tiny_data, shard=f"{i}/3"), tmp_path / f"shard{i}", progress_bars=False)
@@ -137,7 +137,7 @@ def test_shards_merged_are_one_unsharded_run(tiny_data, tmp_path):
 
 
 def test_a_merge_refuses_other_configurations_and_conflicting_records(tiny_data, tmp_path):
-    from optical_ref.compare import merge_folders, run_comparison
+    from optical_ref.experiment.compare import merge_folders, run_comparison
     run_comparison(_config(tiny_data, shard="0/2"), tmp_path / "a", progress_bars=False)
     run_comparison(_config(tiny_data, shard="1/2", seeds=[0, 2]), tmp_path / "b", progress_bars=False)
     with pytest.raises(ValueError, match="hold different comparisons \\(differ in: seeds\\)"):
@@ -153,7 +153,7 @@ def test_a_merge_refuses_other_configurations_and_conflicting_records(tiny_data,
 
 
 def _append_many(args):
-    from optical_ref.runstore import append_record
+    from optical_ref.experiment.runstore import append_record
     folder, writer, n = args
     for i in range(n):
         append_record(folder, {"method": "ot", "lang": "de", "budget": "all", "seed": i, "split_seed": writer,
@@ -163,7 +163,7 @@ def _append_many(args):
 def test_concurrent_appends_lose_nothing_and_never_interleave(tmp_path):
     import multiprocessing
 
-    from optical_ref.runstore import read_records
+    from optical_ref.experiment.runstore import read_records
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         pool.map(_append_many, [(str(tmp_path), w, 50) for w in range(4)])
     messages = []
@@ -176,7 +176,7 @@ def test_concurrent_appends_lose_nothing_and_never_interleave(tmp_path):
 # Each method its own settings; an equal tuning budget, label-free
 # ------------------------------------------------------------------------------------------------
 def test_a_method_setting_changes_that_method_only(tiny_data, tmp_path):
-    from optical_ref.compare import run_comparison
+    from optical_ref.experiment.compare import run_comparison
     from optical_ref.config import parse_settings
     cfg = _config(tiny_data, train_overrides={**TINY, **parse_settings(["ot.student_steps=2", "ot.lr=0.01"])})
     assert cfg.method_train == {"ot": {"student_steps": 2, "lr": 0.01}}
@@ -189,22 +189,23 @@ def test_a_method_setting_changes_that_method_only(tiny_data, tmp_path):
                                           ("ot.teacher_epochs=3", "cannot differ between methods"),
                                           ("ot.lr=-1", "lr")])
 def test_method_settings_are_checked_like_shared_ones(item, message):
-    from optical_ref.config import make_config, parse_settings
+    from optical_ref.config import parse_settings
+    from optical_ref.experiment.presets import make_config
     with pytest.raises(ValueError, match=message):
         make_config("quick", train_overrides=parse_settings([item]))
 
 
 def test_every_method_gets_the_same_number_of_configurations():
-    from optical_ref.select import KNOBS, configurations
+    from optical_ref.experiment.selection import KNOBS, configurations
     sizes = {m: len(configurations(m, 1e-4)) for m in KNOBS}
     assert set(sizes.values()) == {6}, sizes
 
 
 def test_selection_chooses_per_method_from_one_curve_and_compare_reads_it(tiny_data, tmp_path):
     from optical_ref.__main__ import build_parser
-    from optical_ref.compare import config_from_args
-    from optical_ref.select import run_selection
-    from optical_ref.config import make_config
+    from optical_ref.experiment.compare import config_from_args
+    from optical_ref.experiment.selection import run_selection
+    from optical_ref.experiment.presets import make_config
     cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse", "ot"], data_dir=str(tiny_data),
                       train_overrides={"teacher_epochs": 1})
     result = run_selection(cfg, tmp_path / "sel", methods=["kd-mse", "ot"], eval_steps=[1, 2], say=lambda *_: None)
@@ -223,7 +224,7 @@ def test_selection_chooses_per_method_from_one_curve_and_compare_reads_it(tiny_d
 
 def test_a_configuration_that_diverged_in_one_language_is_failed_at_every_step():
     """Its points from before the breakdown do not count either: it is never chosen."""
-    from optical_ref.select import candidate_rows
+    from optical_ref.experiment.selection import candidate_rows
     good = {"score": 0.9}
     curve = {20: {"hi": good, "th": good}, 40: {"hi": good}}              # th diverged between steps 20 and 40
     rows = candidate_rows("ot", {"lr": 1e-4}, curve, ["hi", "th"], [20, 40])
@@ -233,8 +234,8 @@ def test_a_configuration_that_diverged_in_one_language_is_failed_at_every_step()
 
 
 def test_a_selection_rerun_into_its_folder_reuses_finished_configurations(tiny_data, tmp_path):
-    from optical_ref.config import make_config
-    from optical_ref.select import CANDIDATES_FILE, run_selection
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.selection import CANDIDATES_FILE, run_selection
     cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse"], data_dir=str(tiny_data),
                       train_overrides={"teacher_epochs": 1})
     first = run_selection(cfg, tmp_path / "sel", methods=["kd-mse"], eval_steps=[1, 2], say=lambda *_: None)
@@ -252,9 +253,9 @@ def test_a_selection_at_a_budget_trains_every_candidate_on_the_pairs_compare_giv
     """Settings that suit all pairs overfit a few: a low-budget comparison is tuned at its own budget, on exactly
     the subset its seed-0 run trains on, and the candidates of one budget are never reused for another."""
     import optical_ref.train
-    from optical_ref.config import make_config
-    from optical_ref.select import CANDIDATES_FILE, run_selection
-    from optical_ref.stages import stage_setting
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.selection import CANDIDATES_FILE, run_selection
+    from optical_ref.experiment.stages import stage_setting
     seen, real = [], optical_ref.train.train_student
     monkeypatch.setattr(optical_ref.train, "train_student",
                         lambda method, init, head, tok, sentences, *a, **k: (seen.append(list(sentences)),
@@ -284,8 +285,8 @@ def test_pretrained_presets_train_each_method_with_the_committed_label_free_sele
     method's lr, steps and knob, at the freeze setting and the budget the selection ran with."""
     from pathlib import Path
 
-    from optical_ref.config import make_config
-    from optical_ref.select import KNOBS, method_settings_from
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.selection import KNOBS, method_settings_from
     path = Path(__file__).resolve().parents[1] / "tutorials" / "results" / folder / "selection.json"
     chosen = method_settings_from(path)
     selection = json.loads(path.read_text(encoding="utf-8"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED
-from optical_ref.exercises import EXERCISES
+from optical_ref.classroom.exercises import EXERCISES
 from optical_ref.data.paths import holds_data
 
 ROOT = Path(__file__).resolve().parents[1]

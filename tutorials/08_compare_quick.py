@@ -7,7 +7,7 @@ bound that uses labels the other methods never see.
 Read first: 07_ot_distillation_loop.py and README.md (Results). Needs the data. Next: 09_budgets.py.
 """
 # %% Run the quick preset (under a minute on 2 idle CPU cores)
-from optical_ref.compare import make_config, run_comparison
+from optical_ref.experiment.compare import make_config, run_comparison
 from optical_ref.tutorial import setup
 
 out, smoke = setup(__doc__)

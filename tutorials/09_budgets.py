@@ -9,7 +9,7 @@ run: never the better of two KD methods picked on the test set.
 Read first: 08_compare_quick.py. Needs the data.
 """
 # %% Thai, three budgets, zero-shot vs kd-mse vs ot
-from optical_ref.compare import make_config, run_comparison
+from optical_ref.experiment.compare import make_config, run_comparison
 from optical_ref.tutorial import setup
 
 out, smoke = setup(__doc__)

@@ -8,7 +8,7 @@ Read first: 07_ot_distillation_loop.py and README.md ("Distil your own model"). 
 """
 # %% Write 300 pairs to a TSV file: english<TAB>translation, an optional header line "en<TAB>th"
 from optical_ref.data import reduced_mtop
-from optical_ref.distil import distil
+from optical_ref.experiment.distil import distil
 from optical_ref.tutorial import savefig, setup
 
 out, smoke = setup(__doc__)

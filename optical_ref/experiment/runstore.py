@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .metrics import NAMES as METRIC_FIELDS   # two records of one run must agree on each of them
+from ..metrics import NAMES as METRIC_FIELDS  # two records of one run must agree on each of them
 
 RECORD_FIELDS = {"method": str, "lang": str, "seed": int, "split_seed": int, "intent_acc": float}
 

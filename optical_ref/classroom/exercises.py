@@ -1,8 +1,8 @@
-"""The exercise catalogue and its hints (the ``check`` command that uses them is :mod:`optical_ref.check`).
+"""The exercise catalogue and its hints (the ``check`` command that uses them is :mod:`optical_ref.classroom.check`).
 
-Built on the verification engine (:mod:`optical_ref.reference.engine`, which ``reference verify`` uses too, and
+Built on the verification engine (:mod:`optical_ref.classroom.reference.engine`, which ``reference verify`` uses too, and
 which imports nothing from here): an exercise's function is called on the reference cases of
-``optical_ref/reference/``, and ``check`` prints, per case,
+``optical_ref/classroom/reference/``, and ``check`` prints, per case,
 PASS or FAIL with the largest absolute error and, on failure, a hint when it recognises a common mistake
 (a transposed plan, a missing column update, swapped marginals, a temperature not squared, padding
 counted, ...). A crash inside the function is that case's failure, with its message. Exit status: 0 when
@@ -85,7 +85,7 @@ def hint(kind: str, result, case) -> str | None:
                 if mistaken is not None and _close(r, mistaken, 1e-5):
                     return name
         if r.shape == plan.shape and len(a) == len(b) and not np.allclose(a, b):
-            from .ot import sinkhorn
+            from ..ot import sinkhorn
             swapped = sinkhorn(b, a, np.asarray(x["C"]), x["eps"], tol=1e-12, max_iter=100_000).plan
             if _close(r, swapped, 1e-5):
                 return "marginals swapped: rows must sum to a and columns to b"
@@ -158,7 +158,7 @@ EPS_MISPLACED = ("eps in the wrong place: multiply the log-sum-exp by eps, "
 
 def _sinkhorn_mistakes(a, b, C, eps, n_iter=2000, keep_non_finite=False) -> dict:
     """The plans that three common mistakes converge to (None where a mistake cannot even run)."""
-    from .ot import logsumexp
+    from ..ot import logsumexp
 
     out = {}
     with np.errstate(all="ignore"):
@@ -199,7 +199,7 @@ def _batched_mistakes(x):
     """(solved on the whole padded matrix then zeroed, stopped after 20 iterations) for a batched case."""
     import torch
 
-    from .ot_torch import sinkhorn
+    from ..ot_torch import sinkhorn
     C, mask_a, mask_b = _torch(x["C"]), torch.tensor(x["mask_a"]), torch.tensor(x["mask_b"])
     real = mask_a[:, :, None] & mask_b[:, None, :]
     C0 = torch.where(real, C, torch.zeros_like(C))
@@ -211,7 +211,7 @@ def _batched_mistakes(x):
 def _ot_loss_unnormalised(x):
     import torch
 
-    from .ot_torch import sinkhorn
+    from ..ot_torch import sinkhorn
     X, Y = _torch(x["X"]), _torch(x["Y"])
     mask_x, mask_y = torch.tensor(x["mask_x"]), torch.tensor(x["mask_y"])
     X = torch.where(mask_x[..., None], X, torch.zeros_like(X))
@@ -223,7 +223,7 @@ def _ot_loss_unnormalised(x):
 
 
 def _ot_loss_padding_counted(x):
-    from .ot_torch import ot_loss
+    from ..ot_torch import ot_loss
     X, Y = _torch(x["X"]), _torch(x["Y"])
     try:
         return ot_loss(X, Y, None, None, eps=x["eps"], tol=1e-12, max_iter=100_000).numpy()

@@ -1,17 +1,17 @@
 """The ``check`` command: one exercise (``check EXERCISE --impl FILE.py:FUNCTION``, ``--list``) or a whole class
 (``check --grade SUBMISSIONS_DIR [--json OUT] [--csv OUT] [--seed N] [--time-limit S]``). It sits on top of the
-exercise catalogue (:mod:`optical_ref.exercises`), which knows nothing of it; the hidden cases come from
-:mod:`optical_ref.reference.hidden`, next to the public cases' builders.
+exercise catalogue (:mod:`optical_ref.classroom.exercises`), which knows nothing of it; the hidden cases come from
+:mod:`optical_ref.classroom.reference.hidden`, next to the public cases' builders.
 
 ``SUBMISSIONS_DIR/<student>/`` holds that student's copies of ``tutorials/exercises/exNN_*.py`` (same file and
 function names). Every exercise of every student is run on
 
-- the public cases of ``optical_ref/reference/`` (the ones ``check`` shows while students work), and
+- the public cases of ``optical_ref/classroom/reference/`` (the ones ``check`` shows while students work), and
 - ``HIDDEN_PER_EXERCISE`` (or one more than the public cases, whichever is larger) hidden cases drawn fresh at grading time from a seed and answered by the library at
   grading time. They outnumber the public ones, so a submission that looks the public expected values up
   scores well below a pass; the public cases show every kind of input the hidden ones use.
 
-**Isolation.** Each student's submissions run in a fresh process (:mod:`optical_ref.sandbox`) that only calls
+**Isolation.** Each student's submissions run in a fresh process (:mod:`optical_ref.classroom.sandbox`) that only calls
 the functions on the cases' inputs, with a time limit per exercise; the comparison with the expected values
 happens here, in the grader's process. A student's crash, ``sys.exit``, endless loop or monkeypatching can
 cost that student that exercise, never another student's score or the class's grading: a process that dies
@@ -69,7 +69,7 @@ def run_sandbox(exercises: list, time_limit: float) -> dict:
             request, result = Path(tmp) / "request.json", Path(tmp) / "result.jsonl"
             request.write_text(json.dumps({"result": str(result), "exercises": todo}), encoding="utf-8")
             try:
-                done = subprocess.run([sys.executable, "-m", "optical_ref.sandbox", str(request)], cwd=tmp,
+                done = subprocess.run([sys.executable, "-m", "optical_ref.classroom.sandbox", str(request)], cwd=tmp,
                                       capture_output=True, timeout=STARTUP_ALLOWANCE + time_limit * len(todo),
                                       stdin=subprocess.DEVNULL)
                 ending = f"the process ended with exit code {done.returncode}"
@@ -117,7 +117,7 @@ def judge(name: str, exercise, cases: list, outcome: dict) -> dict:
 
 
 def grade(submissions, seed: int | None = None, progress=print, time_limit: float = DEFAULT_TIME_LIMIT) -> dict:
-    from . import __version__
+    from .. import __version__
     from .exercises import EXERCISES
 
     root = Path(submissions)

@@ -10,7 +10,7 @@ def environment() -> dict:
     import torch
     import transformers
 
-    from . import __version__
+    from .. import __version__
     return {"optical_ref": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "torch": torch.__version__, "transformers": transformers.__version__, "machine": platform.machine(),
             "torch_threads": torch.get_num_threads(), "processor": platform.processor(),

@@ -7,7 +7,7 @@
    training seeds (sample std, ddof = 1; 0 for one seed) and, with several split seeds, over every run;
 2. the declared analysis (:func:`analyse`, stored in ``results.json`` as ``"analysis"``): every method against
    a reference declared before any run (``kd-mse``), never chosen on test data, by the hierarchical paired
-   bootstrap (training seeds, then items; :mod:`optical_ref.stats`) with p-values, Holm-corrected over the
+   bootstrap (training seeds, then items; :mod:`optical_ref.experiment.stats`) with p-values, Holm-corrected over the
    family of headline comparisons; differences to ``zero-shot`` beside them; the count of columns that ``ot``
    and ``ot+kd`` win, tie and lose;
 3. diagnostics of the mechanism (plan concentration, token-cloud cosine, norm ratio) per method;
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import LOW_RESOURCE_LANGS
-from .methods import METHODS as METHOD_ORDER
-from .methods import UPPER_BOUND
-from .metrics import BY_NAME, HEADLINE, ITEM_METRICS, METRICS
+from ..data import LOW_RESOURCE_LANGS
+from ..methods import METHODS as METHOD_ORDER
+from ..methods import UPPER_BOUND
+from ..metrics import BY_NAME, HEADLINE, ITEM_METRICS, METRICS
 from .runstore import run_key
 from .stats import CONFIDENCE, N_BOOTSTRAP, hierarchical_difference, holm, mean_interval, paired_arrays, seed_scores
 
@@ -391,7 +391,7 @@ def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Pa
     computed exactly as the training loss computes it: the same cost, eps rule and fixed iterations."""
     import torch
 
-    from .ot_torch import cost_matrix, effective_eps, sinkhorn
+    from ..ot_torch import cost_matrix, effective_eps, sinkhorn
     from .runstore import write_json
 
     if setting.en_of_test[lang] is None:

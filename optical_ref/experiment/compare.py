@@ -28,12 +28,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .config import PRESETS, CompareConfig, make_config, parse_shard
+from .presets import PRESETS, CompareConfig, make_config, parse_shard
 from .stages import say
 
 
 def add_arguments(parser) -> None:
-    from .methods import METHODS
+    from ..methods import METHODS
 
     parser.add_argument("--preset", default=None, choices=sorted(PRESETS), help="size of the run (default: default)")
     parser.add_argument("--dataset", default=None, choices=["mtop", "mtod"],
@@ -81,7 +81,7 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True, workers:
     The folder is locked while the comparison runs, and belongs to one dataset (``data.json``: its identity)."""
     import contextlib
 
-    from .config import TrainConfig
+    from ..config import TrainConfig
     from .runstore import FolderLock, check_data_identity, open_run_folder, save_config
     from .stages import resolve_encoder, stage_setting, use_all_cores
 
@@ -207,10 +207,10 @@ FLAG_FIELDS = ("preset", "dataset", "langs", "methods", "budgets", "seeds", "spl
 
 
 def config_from_args(args) -> CompareConfig:
-    from .config import parse_settings
+    from ..config import parse_settings
     overrides = parse_settings(args.settings)
     if getattr(args, "selection", None):   # each method's chosen lr, steps and knob, as METHOD.KEY settings
-        from .select import method_settings_from
+        from .selection import method_settings_from
         chosen = {f"{m}.{k}": v for m, values in method_settings_from(args.selection).items() for k, v in values.items()}
         clash = sorted(set(chosen) & set(overrides))
         if clash:
@@ -226,7 +226,7 @@ def resume_config(args) -> CompareConfig:
 
     The flags given are resolved exactly as a fresh run would resolve them, on top of the saved values, and
     the two configurations are compared field by field."""
-    from .config import TrainConfig, parse_settings
+    from ..config import TrainConfig, parse_settings
     from .runstore import read_json
 
     out = Path(args.resume)
@@ -319,7 +319,7 @@ def merge_folders(out, folders, progress_bars=False) -> dict:
 
 
 def main(args) -> int:
-    from .data.fetch import ensure_available
+    from ..data.fetch import ensure_available
 
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: give a number of processes >= 1")

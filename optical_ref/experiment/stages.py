@@ -37,7 +37,7 @@ def resolve_encoder(cfg):
     """None for the small encoder built from config; else the checkpoint folder (e5-small is prepared once)."""
     if cfg.encoder is None:
         return None
-    from .pretrained import KNOWN_ENCODERS, prepare
+    from ..pretrained import KNOWN_ENCODERS, prepare
     if cfg.encoder in KNOWN_ENCODERS:
         return prepare(cfg.encoder, progress=say)
     return Path(cfg.encoder)
@@ -45,8 +45,8 @@ def resolve_encoder(cfg):
 
 # ---- stage: the setting ----------------------------------------------------------------------------
 def stage_setting(cfg, split_seed: int):
-    from .data import find_data_dir
-    from .data.settings import load_setting, resolve_budget
+    from ..data import find_data_dir
+    from ..data.settings import load_setting, resolve_budget
 
     say(f"[setting] {cfg.dataset}, target languages {', '.join(cfg.langs)}, split seed {split_seed}")
     setting = load_setting(cfg.dataset, find_data_dir(cfg.data_dir, cfg.dataset), cfg.langs, split_seed)
@@ -61,7 +61,7 @@ def stage_setting(cfg, split_seed: int):
 def stage_tokenizer(cfg, setting, encoder_dir, out: Path):
     """The checkpoint's own tokenizer, or ours trained on the English training sentences and the target side
     of the training bitext of every language in the run (never a test or dev sentence)."""
-    from .text import load_tokenizer, train_tokenizer
+    from ..text import load_tokenizer, train_tokenizer
 
     if encoder_dir is not None:
         return load_tokenizer(encoder_dir)
@@ -103,7 +103,7 @@ def teacher_fingerprint(cfg, tcfg, split_seed: int, data_sha256: str | None = No
 def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars) -> Teacher:
     import torch
 
-    from .encoder import IntentHead, build_encoder, load_pretrained_encoder
+    from ..encoder import IntentHead, build_encoder, load_pretrained_encoder
     from .runstore import RunFolderError, read_json, save_torch, write_json
 
     folder = teacher_dir(out, setting.split_seed)
@@ -167,7 +167,7 @@ def trained_state(encoder, tcfg) -> dict:
 def train_teacher_stage(tcfg, setting, tokenizer, encoder, head, progress_bars) -> dict:
     from tqdm import tqdm
 
-    from .train import train_teacher
+    from ..train import train_teacher
 
     t0 = time.time()
     bar = tqdm(total=tcfg.teacher_epochs, desc="teacher", unit="epoch", disable=None if progress_bars else True,
@@ -192,7 +192,7 @@ class EnglishSideCache:
     def outputs_for(self, pairs):
         import torch
 
-        from .train import TeacherOutputs, teacher_outputs
+        from ..train import TeacherOutputs, teacher_outputs
 
         missing = sorted({p.en for p in pairs} - set(self.rows))
         if missing:
@@ -210,7 +210,7 @@ def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progre
     (a learning curve from one run); returns the last (student, training statistics)."""
     from tqdm import tqdm
 
-    from .train import train_student
+    from ..train import train_student
 
     method, lang = job["method"], job["lang"]
     chosen, pairs = setting.budget_pairs(lang, job["budget"], job["seed"])
@@ -268,9 +268,9 @@ class SplitContext:
 def prepare_split(cfg, tcfg, split_seed, encoder_dir, out, progress_bars=False, setting=None,
                   save_students=False) -> SplitContext:
     """The setting (loaded unless given), tokenizer, (cached) teacher, evaluator and caches of one split."""
-    from .config import frozen_layers
-    from .encoder import FrozenPrefix
-    from .evaluate import Evaluator
+    from ..config import frozen_layers
+    from ..encoder import FrozenPrefix
+    from ..evaluate import Evaluator
 
     setting = setting or stage_setting(cfg, split_seed)
     tokenizer = stage_tokenizer(cfg, setting, encoder_dir, out)
@@ -285,9 +285,9 @@ def prepare_split(cfg, tcfg, split_seed, encoder_dir, out, progress_bars=False, 
 def run_one(ctx: SplitContext, job, progress_bars=False, counter="") -> list:
     """Train and evaluate one run; returns its records, one per evaluated step (``job["steps"]``), or failed records
     (a diverged loss, non-finite embeddings: never scored) with the reason."""
-    from .evaluate import NonFiniteEmbeddings
+    from ..evaluate import NonFiniteEmbeddings
     from .report import example_plan_lang, example_plan_method, save_example_plan
-    from .train import TrainingDiverged
+    from ..train import TrainingDiverged
 
     cfg, records = ctx.cfg, []
     base = {k: job[k] for k in ("method", "lang", "budget", "seed", "split_seed")}
@@ -301,7 +301,7 @@ def run_one(ctx: SplitContext, job, progress_bars=False, counter="") -> list:
             evaluation = ctx.evaluator.evaluate(student, job["lang"])
         records.append({**base, "dataset": cfg.dataset, **stats, **evaluation})
 
-    from .config import TrainConfig
+    from ..config import TrainConfig
     tcfg = TrainConfig(**cfg.train_for(job["method"]))     # the method's own lr, steps and knob, if it has any
     try:
         student, _ = stage_student(job, ctx.setting, ctx.teacher, ctx.tokenizer, ctx.cache, tcfg, progress_bars,
@@ -321,9 +321,9 @@ def run_one(ctx: SplitContext, job, progress_bars=False, counter="") -> list:
 
 
 def save_run_student(ctx: SplitContext, job, student, record, tcfg) -> Path:
-    """The final student of a run as a standard checkpoint folder (:mod:`optical_ref.checkpoint`)."""
+    """The final student of a run as a standard checkpoint folder (:mod:`optical_ref.experiment.checkpoint`)."""
     from .checkpoint import save_student
-    from .metrics import NAMES
+    from ..metrics import NAMES
 
     name = f"{job['method']}-{job['lang']}-{job['budget']}-seed{job['seed']}-split{job['split_seed']}-steps{record['steps']}"
     student.frozen_prefix = None

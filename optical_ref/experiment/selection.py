@@ -47,7 +47,7 @@ SELECTION_FORMAT = "optical-ref selection"
 
 
 def add_arguments(parser) -> None:
-    from .config import PRESETS
+    from .presets import PRESETS
     parser.add_argument("--preset", default="pretrained", choices=sorted(PRESETS))
     parser.add_argument("--langs", nargs="+", default=None, help="target languages whose dev bitext scores the "
                         "candidates (default: the preset's)")
@@ -71,7 +71,7 @@ def configurations(method: str, base_lr: float) -> list:
 
 def dev_scores(student, teacher_encoder, tokenizer, pairs, device="cpu") -> dict:
     """Label-free dev scores: target -> English retrieval on the dev bitext, pooled and late MRR@10."""
-    from .evaluate import retrieval_scores
+    from ..evaluate import retrieval_scores
     scores = retrieval_scores(student, teacher_encoder, tokenizer, pairs, device)
     return {"mrr10": scores["mrr10"], "late_mrr10": scores["late_mrr10"],
             "score": (scores["mrr10"] + scores["late_mrr10"]) / 2}
@@ -84,7 +84,7 @@ def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=N
     ``({step: dev_scores}, training seconds)``, the seconds without the dev scoring. Raises ``TrainingDiverged``
     as ``train_student`` does; the points scored before that are in ``curve`` when the caller passes a dict to
     fill."""
-    from .train import train_student
+    from ..train import train_student
 
     _, pairs = ctx.setting.budget_pairs(lang, budget, 0)
     dev = ctx.setting.dev_bitext[lang]
@@ -105,11 +105,12 @@ def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=N
 def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, say=print, budget="all") -> dict:
     import dataclasses
 
-    from .config import TrainConfig, parse_budget
-    from .data.settings import resolve_budget
+    from ..config import TrainConfig
+    from .presets import parse_budget
+    from ..data.settings import resolve_budget
     from .runstore import open_run_folder, save_config, write_json
     from .stages import prepare_split, resolve_encoder, stage_setting, use_all_cores
-    from .train import TrainingDiverged
+    from ..train import TrainingDiverged
 
     methods = list(methods or KNOBS)
     unknown = [m for m in methods if m not in KNOBS]
@@ -270,7 +271,8 @@ def method_settings_from(path) -> dict:
 
 
 def main(args) -> int:
-    from .config import make_config, parse_settings
+    from .presets import make_config
+    from ..config import parse_settings
 
     cfg = make_config(args.preset, langs=args.langs, data_dir=args.data_dir, device=args.device,
                       methods=["zero-shot", *(args.methods or KNOBS)], train_overrides=parse_settings(args.settings))

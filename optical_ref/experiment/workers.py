@@ -23,7 +23,8 @@ def _init(saved_cfg: dict, split_seed: int, encoder_dir, out, threads: int, save
     global _CONTEXT
     import torch
 
-    from .config import CompareConfig, TrainConfig
+    from .presets import CompareConfig
+    from ..config import TrainConfig
     from .stages import prepare_split
 
     torch.set_num_threads(threads)

@@ -16,8 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import __version__
-from .files import replace_folder
+from .. import __version__
+from ..files import replace_folder
 
 
 def refuse_existing(out, force: bool) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from ... import __version__
 
 HERE = Path(__file__).resolve().parent
 SCHEMAS = ("reference.schema.json", "results.schema.json")   # the formats, beside the files
@@ -101,7 +101,7 @@ def _problems():
 
 
 def build_sinkhorn():
-    from ..ot import sinkhorn
+    from ...ot import sinkhorn
     cases = []
     for name, a, b, C, eps in _problems():
         res = sinkhorn(a, b, C, eps, tol=1e-12, max_iter=1_000_000)
@@ -115,7 +115,7 @@ def build_sinkhorn():
 
 def build_sinkhorn_fixed():
     """The plan that training computes: cosine cost between token vectors, eps 0.05, 50 fixed iterations."""
-    from ..ot import cosine_cost, sinkhorn
+    from ...ot import cosine_cost, sinkhorn
     rng = np.random.default_rng(50)
     cases = []
     for name, n, m, n_iter in (("training-setting-7x9-50-iterations", 7, 9, 50),
@@ -131,7 +131,7 @@ def build_sinkhorn_fixed():
 
 
 def build_exact_ot():
-    from ..ot import exact_ot
+    from ...ot import exact_ot
     rng = np.random.default_rng(7)
     cases = []
     for n in (3, 6):
@@ -160,7 +160,7 @@ def _padded_batch(seed):
 
 
 def build_batched_sinkhorn():
-    from ..ot_torch import sinkhorn
+    from ...ot_torch import sinkhorn
     cases = []
     for eps, garbage in ((0.1, None), (0.03, None), (0.05, 1e6), (0.1, float("nan")), (0.1, "no padding")):
         C, mask_a, mask_b = _padded_batch(11)
@@ -192,7 +192,7 @@ def torch_where(mask, x, value):
 
 
 def build_frobenius():
-    from ..ot import frobenius
+    from ...ot import frobenius
     rng = np.random.default_rng(3)
     cases = []
     for name, shape in (("random-3x4", (3, 4)), ("single-entry-1x1", (1, 1)), ("sparse-plan-5x2", (5, 2))):
@@ -205,7 +205,7 @@ def build_frobenius():
 
 def build_kd_mse():
     import torch
-    from ..losses import kd_mse
+    from ...losses import kd_mse
     g = torch.Generator().manual_seed(5)
     cases = []
     for shape in ((4, 6), (1, 3), (8, 2)):
@@ -217,7 +217,7 @@ def build_kd_mse():
 
 def build_kd_kl():
     import torch
-    from ..losses import kd_kl
+    from ...losses import kd_kl
     g = torch.Generator().manual_seed(6)
     zs, zt = torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randn(4, 5, generator=g, dtype=torch.float64)
     return [case(f"random-4x5-T{T}", {"student_logits": zs, "teacher_logits": zt, "T": T},
@@ -226,7 +226,7 @@ def build_kd_kl():
 
 def build_ot_loss():
     import torch
-    from ..ot_torch import ot_loss
+    from ...ot_torch import ot_loss
     cases = []
     for seed, eps, d, garbage in ((8, 0.05, 6, None), (9, 0.1, 4, None), (10, 0.05, 5, 1e3),
                                   (11, 0.1, 5, float("nan")), (12, 0.1, 4, "no padding")):
@@ -253,7 +253,7 @@ def build_ot_loss():
 @dataclass(frozen=True)
 class ReferenceKind:
     """One kind of reference computation: how an implementation is called, what it means, how cases are built.
-    (How results are compared is the engine's record of the same name, :mod:`optical_ref.reference.engine`.)"""
+    (How results are compared is the engine's record of the same name, :mod:`optical_ref.classroom.reference.engine`.)"""
     name: str
     signature: str
     description: str

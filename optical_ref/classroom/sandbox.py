@@ -1,10 +1,10 @@
-"""The grader's sandbox: one student's submissions run in a fresh process, ``python -m optical_ref.sandbox REQUEST``.
+"""The grader's sandbox: one student's submissions run in a fresh process, ``python -m optical_ref.classroom.sandbox REQUEST``.
 
 Why a process of its own: a submission is arbitrary code. Run in the grader's process it could end the grading
 (``sys.exit``), hang it (a loop that never ends), or patch the comparison so that a later student's wrong answer
 passes. Here it can do none of that: this process only *calls* the student's functions on the cases' inputs
 (it never sees an expected value) and writes the outputs, one JSON line per exercise, to a result file; the
-grader compares them in its own process (:func:`optical_ref.reference.engine.judge_case`).
+grader compares them in its own process (:func:`optical_ref.classroom.reference.engine.judge_case`).
 
 What is checked here, because only here can it be seen:
 
@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-LIBRARY = str(Path(__file__).resolve().parent)
+LIBRARY = str(Path(__file__).resolve().parent.parent)   # the optical_ref package, whose calls are watched
 
 
 class TimeLimit(BaseException):   # not an Exception: a submission's `except Exception` cannot swallow it

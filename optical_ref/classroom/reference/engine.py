@@ -2,7 +2,7 @@
 
 One record per kind (:class:`Kind`): how to call an implementation with a case's inputs, and which fields of
 its result are compared with which tolerance. ``reference verify`` (researchers) and ``check`` (exercises,
-which add hints on top, in :mod:`optical_ref.check`) both run on this engine; the engine imports neither.
+which add hints on top, in :mod:`optical_ref.classroom.check`) both run on this engine; the engine imports neither.
 
 What is compared, per kind (a field the implementation does not return is reported as "not returned", and
 is not counted against it, except the kind's main field):

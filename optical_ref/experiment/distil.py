@@ -5,7 +5,7 @@ Any bitext, any local encoder checkpoint: the encoder as given is the frozen Eng
 chosen method and the same :class:`optical_ref.config.TrainConfig` as ``compare`` (the encoder's defaults, then
 ``--set``). A held-out slice of the pairs (``--dev-fraction``, by a seeded shuffle) is never trained on; it is
 scored before and after — target -> English retrieval, MRR@10 and Recall@1, pooled and late interaction — and
-the student is saved as a standard checkpoint (:mod:`optical_ref.checkpoint`) that ``AutoModel``,
+the student is saved as a standard checkpoint (:mod:`optical_ref.experiment.checkpoint`) that ``AutoModel``,
 ``SentenceTransformer`` and ``--encoder DIR`` load. Nothing is written to ``--out`` until training succeeded.
 
 ``kd-kl`` is not offered: it distils the output distribution of a task head (an intent classifier), and a
@@ -57,14 +57,13 @@ def distil(encoder: str, bitext, method: str = "ot", settings=None, dev_fraction
     from tqdm import tqdm
 
     from .checkpoint import refuse_existing, save_student
-    from .config import (TrainConfig, check_encoder_spec, check_layers, defaults_for_encoder, frozen_layers,
-                         parse_settings)
-    from .data.bitext_file import read_bitext_file
-    from .encoder import FrozenPrefix, load_pretrained_encoder
-    from .evaluate import retrieval_scores
-    from .pretrained import KNOWN_ENCODERS, prepare
-    from .text import load_tokenizer
-    from .train import teacher_outputs, train_student
+    from ..config import TrainConfig, check_encoder_spec, check_layers, defaults_for_encoder, frozen_layers, parse_settings
+    from ..data.bitext_file import read_bitext_file
+    from ..encoder import FrozenPrefix, load_pretrained_encoder
+    from ..evaluate import retrieval_scores
+    from ..pretrained import KNOWN_ENCODERS, prepare
+    from ..text import load_tokenizer
+    from ..train import teacher_outputs, train_student
 
     started = time.time()
     if method not in DISTIL_METHODS:

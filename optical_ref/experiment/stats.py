@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import metrics
+from .. import metrics
 
 N_BOOTSTRAP = 2000
 CONFIDENCE = 0.95

@@ -1,6 +1,6 @@
 """Hidden cases for grading: fresh cases of a reference kind drawn from a seed at grading time, answered by the
 library then (so looking up the public expected values gains nothing). Built like the public cases of
-:mod:`optical_ref.reference` (the same ``case`` record), which the files beside this module hold.
+:mod:`optical_ref.classroom.reference` (the same ``case`` record), which the files beside this module hold.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def hidden_cases(kind: str, rng: np.random.Generator, n: int, small_eps: bool = 
 def _hidden_case(kind, rng, k, n, small_eps):
     import torch
 
-    from .. import losses, ot, ot_torch
+    from ... import losses, ot, ot_torch
 
     seed = int(rng.integers(2**31))
     g = torch.Generator().manual_seed(seed)

@@ -43,7 +43,7 @@ def main(args) -> int:
             raise ValueError(f"--results {args.results}: cannot read it as JSON ({err})") from None
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             raise ValueError(f"--results {args.results}: expected {{\"kind\": ..., \"results\": {{case name: "
-                             "{field: value}}}} (see optical_ref/reference/results.schema.json)")
+                             "{field: value}}}} (see optical_ref/classroom/reference/results.schema.json)")
         kind = data.get("kind", args.kind)
         if kind not in KINDS:
             raise ValueError(f"--results {args.results}: unknown kind {kind!r}; known: {', '.join(KINDS)}")

@@ -47,7 +47,7 @@ def main(args) -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps {args.steps}: give at least 1 step per timed run")
     if args.encoder:
-        from .config import check_encoder_spec
+        from ..config import check_encoder_spec
         check_encoder_spec(args.encoder)
     if args.which == "sinkhorn":
         results = bench_sinkhorn(sizes=args.sizes, repeats=args.repeats)
@@ -108,8 +108,8 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
     import ot as pot
     import torch
 
-    from . import ot as ref
-    from . import ot_torch
+    from .. import ot as ref
+    from .. import ot_torch
 
     warnings.simplefilter("ignore")  # fixed iteration counts never converge on purpose
     results = {"environment": environment(), "numpy_vs_pot": [], "batched": [], "bandwidth": {}, "backward": {}}
@@ -251,18 +251,18 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None)
 
     import torch
 
-    from .config import defaults_for_encoder
-    from .data import reduced_mtop
-    from .encoder import IntentHead, build_encoder, load_pretrained_encoder
-    from .text import load_tokenizer, train_tokenizer
-    from .train import TrainConfig, teacher_outputs, train_student
+    from ..config import defaults_for_encoder
+    from ..data import reduced_mtop
+    from ..encoder import IntentHead, build_encoder, load_pretrained_encoder
+    from ..text import load_tokenizer, train_tokenizer
+    from ..train import TrainConfig, teacher_outputs, train_student
 
     torch.set_num_threads(2)
     data = reduced_mtop(data_dir, langs=["th"])
     pairs = data.bitext("th")
     base = TrainConfig(**{**defaults_for_encoder(encoder), "student_steps": steps, **({"freeze": freeze} if freeze else {})})
     if encoder:
-        from .pretrained import KNOWN_ENCODERS, prepare
+        from ..pretrained import KNOWN_ENCODERS, prepare
         folder = prepare(encoder) if encoder in KNOWN_ENCODERS else encoder
         tokenizer = load_tokenizer(folder)
         model = load_pretrained_encoder(folder, max_length=base.max_length)
@@ -280,8 +280,8 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None)
                "steps": steps, "ot_n_iter": base.ot_n_iter, "freeze": base.freeze, "methods": {}}
     print("optical-ref bench distill:", results["environment"], "| encoder:", results["encoder"])
 
-    from .config import check_layers, frozen_layers
-    from .encoder import FrozenPrefix
+    from ..config import check_layers, frozen_layers
+    from ..encoder import FrozenPrefix
     k = frozen_layers(base.freeze)
     check_layers(base, student_init.n_layers)
     prefix = None
@@ -347,10 +347,11 @@ def bench_freeze(ks=(0, 3, 6, 9), langs=("hi", "th"), methods=("kd-mse", "ot"), 
     import tempfile
     from pathlib import Path
 
-    from .config import TrainConfig, make_config
-    from .encoder import FrozenPrefix
+    from ..config import TrainConfig
+    from .presets import make_config
+    from ..encoder import FrozenPrefix
     from .runstore import open_run_folder
-    from .select import dev_curve, dev_scores
+    from .selection import dev_curve, dev_scores
     from .stages import prepare_split, resolve_encoder, use_all_cores
 
     eval_steps = sorted(set(eval_steps))
