@@ -155,6 +155,77 @@ def knn_predictions(queries: torch.Tensor, pool: torch.Tensor, pool_labels, k: i
 
 
 # --------------------------------------------------------------------------------------------------
+# Intent detection by cross-lingual retrieval (the seed's task): target queries retrieve English labelled documents
+# --------------------------------------------------------------------------------------------------
+SCORERS = ("late", "pooled")
+
+
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of each sentence's real token vectors (padding, whatever it holds, is never read)."""
+    m = mask.bool()
+    kept = torch.where(m[..., None], tokens, torch.zeros((), dtype=tokens.dtype))
+    return kept.sum(1) / m.sum(1, keepdim=True).clamp_min(1).to(tokens.dtype)
+
+
+def score_matrix(queries, query_mask, docs, doc_mask, scorer: str = "late") -> torch.Tensor:
+    """(n_queries, n_docs) scores: ``late`` = MaxSim over L2-normalised real tokens; ``pooled`` = the cosine of
+    the mean-pooled real tokens. Non-finite scores become -inf, so a diverged model ranks nothing first."""
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer={scorer!r}: choose one of {', '.join(SCORERS)}")
+    if scorer == "late":
+        scores = late_interaction_scores(queries, query_mask, docs, doc_mask)
+    else:
+        scores = cosine_similarities(masked_mean(queries, query_mask), masked_mean(docs, doc_mask))
+    return torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -torch.inf))
+
+
+def pessimistic_order(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Each query's documents, best first; among equal scores the non-relevant come first (ties never help)."""
+    return np.stack([np.lexsort((rel, -row)) for row, rel in zip(scores, relevant)])
+
+
+def knn_vote(labels_in_order, k: int):
+    """Majority intent of the first k documents; ties: the intent of the nearest among the tied."""
+    votes = list(labels_in_order[:k])
+    counts = {label: votes.count(label) for label in votes}
+    best = max(counts.values())
+    return next(label for label in votes if counts[label] == best)
+
+
+def ndcg_at(relevant_in_order: np.ndarray, n_relevant: int, k: int = MRR_CUTOFF) -> float:
+    """nDCG@k with binary gains: DCG of the first k documents over the DCG of a perfect ranking."""
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = discounts[:min(k, n_relevant)].sum()
+    return float((relevant_in_order[:k] * discounts[:len(relevant_in_order[:k])]).sum() / ideal) if ideal else 0.0
+
+
+def intent_retrieval(queries, query_mask, docs, doc_mask, doc_labels, gold, scorer: str = "late",
+                     k: int = 5) -> dict:
+    """Intent detection by retrieval: each query ranks the labelled documents under ``scorer``.
+
+    Returns the means in [0, 1] of ``top1_acc`` (the first document's intent is the gold one), ``knn_acc`` (the
+    majority intent of the first k; ties: the nearest tied intent), ``mrr10`` (1 / rank of the first same-intent
+    document, 0 past 10) and ``ndcg10`` (every same-intent document relevant, binary gains), and ``items``: the
+    same four scores per query, for paired statistics. Ties between scores rank the non-relevant document first.
+    """
+    doc_labels, gold = np.asarray(doc_labels), np.asarray(gold)
+    if len(doc_labels) != docs.shape[0] or len(gold) != queries.shape[0]:
+        raise ValueError("intent_retrieval needs one label per document and one gold intent per query")
+    scores = score_matrix(queries, query_mask, docs, doc_mask, scorer).double().numpy()
+    relevant = doc_labels[None, :] == gold[:, None]
+    order = pessimistic_order(scores, relevant)
+    items = {"top1_acc": [], "knn_acc": [], "mrr10": [], "ndcg10": []}
+    for q, row in enumerate(order):
+        rel = relevant[q, row]
+        first = int(np.argmax(rel)) + 1 if rel.any() else None
+        items["top1_acc"].append(float(doc_labels[row[0]] == gold[q]))
+        items["knn_acc"].append(float(knn_vote(doc_labels[row], k) == gold[q]))
+        items["mrr10"].append(1.0 / first if first is not None and first <= MRR_CUTOFF else 0.0)
+        items["ndcg10"].append(ndcg_at(rel.astype(float), int(rel.sum())))
+    return {**{name: float(np.mean(values)) for name, values in items.items()}, "items": items}
+
+
+# --------------------------------------------------------------------------------------------------
 # Evaluating one student on one target language (the comparison's evaluation stage)
 # --------------------------------------------------------------------------------------------------
 KNN_K = 5

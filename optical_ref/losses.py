@@ -52,6 +52,17 @@ def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperatur
     return T * T * F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")
 
 
+def kd_score(student_scores: torch.Tensor, teacher_scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Retrieval-score KD: the student's score distribution over documents matches the teacher's.
+
+    Row i of ``teacher_scores`` scores the English sentence e_i, row i of ``student_scores`` its translation x_i,
+    each against the same documents (the batch's English sentences, under the teacher's scorer). The loss is
+    T^2 KL(softmax(t_i / T) || softmax(s_i / T)), averaged over rows: :func:`kd_kl` applied to scores instead of
+    intent logits (the retrieval form of Hinton KD; the choice of documents and scorer is ours).
+    """
+    return kd_kl(student_scores, teacher_scores, temperature)
+
+
 def ot_distill(student_tokens, teacher_tokens, student_mask, teacher_mask, *, eps, n_iter, grad, cost,
                eps_mode="absolute") -> torch.Tensor:
     """Mean over the batch of the per-pair OT loss of :func:`optical_ref.ot_torch.ot_loss`.

@@ -53,6 +53,7 @@ __all__ = [
     "SinkhornBreakdownError",
     "SinkhornConvergenceWarning",
     "sinkhorn",
+    "sinkhorn_unbalanced",
     "frobenius",
     "exact_ot",
     "logsumexp",
@@ -338,6 +339,70 @@ def _sinkhorn_log(a, b, C, eps, tol, max_iter) -> SinkhornResult:
 
     plan = np.exp(minus_C_over_eps + f[:, None] / eps + g[None, :] / eps)                 # (4)
     return SinkhornResult(plan, f, g, _cost_or_nan(plan, C), n_iter, marginal_error, marginal_error <= tol)
+
+
+def sinkhorn_unbalanced(a, b, C, eps, tau, *, tol: float = 1e-9, max_iter: int = 10_000) -> SinkhornResult:
+    r"""Unbalanced entropic OT: the marginals are penalised by KL divergences instead of imposed.
+
+    .. math::  P^* = \arg\min_P <P, C>_F - eps H(P) + tau KL(P 1 | a) + tau KL(P^T 1 | b)
+
+    (Chizat, Peyré, Schmitzer & Vialard 2018, "Scaling algorithms for unbalanced optimal transport problems";
+    Séjourné et al. 2019). The iteration is (5)-(6) with each potential damped by lam = tau / (tau + eps):
+
+        f_i <- lam (eps log a_i - eps LSE_j((g_j - C_ij) / eps))                          (7)
+        g_j <- lam (eps log b_j - eps LSE_i((f_i - C_ij) / eps))                          (8)
+
+    As tau -> inf, lam -> 1 and the balanced plan of :func:`sinkhorn` comes back; a small tau lets the plan
+    drop mass that is expensive to move. ``a`` and ``b`` need not have the same total mass.
+
+    Parameters
+    ----------
+    a, b : (n,), (m,) arrays or None
+        Non-negative reference weights (``None``: uniform, 1/n and 1/m).
+    C : (n, m) array
+        Finite cost matrix.
+    eps : float
+        Entropic regularisation (absolute), > 0.
+    tau : float
+        Strength of the marginal penalties, > 0 (``inf`` is the balanced problem).
+    tol : float
+        Stop when the plan's marginals (P 1, P^T 1) move by at most ``tol`` (L1) in one iteration.
+    max_iter : int
+        Maximum number of iterations (a warning when reached with a positive ``tol``).
+
+    Returns
+    -------
+    SinkhornResult; ``marginal_error`` is || P 1 - a ||_1, which need not go to 0 here, and ``converged``
+    says whether the marginals settled within ``tol``.
+    """
+    C = check_cost_matrix(C)
+    a, b = check_marginal(a, C.shape[0], "a", "row"), check_marginal(b, C.shape[1], "b", "column")
+    eps = check_eps(eps)
+    if not (isinstance(tau, (int, float)) and tau > 0):
+        raise ValueError(f"tau must be a number > 0 (the strength of the marginal penalties), got {tau!r}")
+    check_iteration_settings(tol, max_iter)
+    lam = 1.0 if tau == float("inf") else tau / (tau + eps)
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a zero reference mass keeps its row or column empty
+        log_a, log_b = np.log(a), np.log(b)
+    f, g, minus_C_over_eps = np.zeros_like(a), np.zeros_like(b), -C / eps
+    marginals = np.zeros(len(a) + len(b))
+    for n_iter in range(1, max_iter + 1):
+        f = lam * eps * (log_a - logsumexp(minus_C_over_eps + g[None, :] / eps, axis=1))              # (7)
+        log_Ku = logsumexp(minus_C_over_eps + f[:, None] / eps, axis=0)
+        g = lam * eps * (log_b - log_Ku)                                                              # (8)
+        # the potentials may drift together (f + c, g - c) without changing P, so convergence is read on the
+        # plan's two marginals, which do not drift: rows by (4) with the new g, columns from the LSE above
+        new = np.exp(np.concatenate([f / eps + logsumexp(minus_C_over_eps + g[None, :] / eps, axis=1),
+                                     g / eps + log_Ku]))
+        change, marginals = float(np.abs(new - marginals).sum()), new
+        if tol > 0 and change <= tol:
+            break
+    plan = np.exp(minus_C_over_eps + f[:, None] / eps + g[None, :] / eps)                           # (4)
+    if tol > 0 and change > tol:
+        warnings.warn(f"unbalanced Sinkhorn did not settle in {max_iter} iterations (its marginals still move by "
+                      f"{change:.3g} > tol {tol:.3g}); raise max_iter or eps", SinkhornConvergenceWarning, stacklevel=2)
+    return SinkhornResult(plan, f, g, _cost_or_nan(plan, C), n_iter, float(np.abs(plan.sum(1) - a).sum()),
+                          bool(change <= tol))
 
 
 def _sinkhorn_kernel(a, b, C, eps, tol, max_iter) -> SinkhornResult:
