@@ -37,6 +37,8 @@ class TrainConfig:
     ot_n_iter: int = 50              # fixed Sinkhorn iterations per step (predictable cost)
     ot_grad: str = "envelope"        # envelope (P held fixed) or unrolled (through the iterations)
     ot_cost: str = "cosine"          # cosine (1 - cos) or sq_euclidean
+    ot_marginals: str = "uniform"    # token weights: uniform | norm (proportional to token norms) | unbalanced (KL-relaxed)
+    ot_tau: float = 1.0              # unbalanced only: strength of the KL penalties on the marginals (inf = balanced)
     ot_layer: int = -1               # hidden layer whose token states are aligned (-1: the last)
     freeze: str = "none"             # none | embeddings (word embeddings not trained) | embeddings+K (and the lower K layers)
     max_length: int = 64             # tokens per sentence after truncation
@@ -66,9 +68,10 @@ def check_train_config(cfg: TrainConfig) -> None:
     for key in ("batch_size", "teacher_epochs", "student_steps", "ot_n_iter", "max_length"):
         need(isinstance(getattr(cfg, key), int) and not isinstance(getattr(cfg, key), bool) and getattr(cfg, key) >= 1,
              key, "expected an integer >= 1")
-    for key in ("lr", "ot_eps", "kd_temperature"):
+    for key in ("lr", "ot_eps", "kd_temperature", "ot_tau"):
         value = getattr(cfg, key)
-        need(isinstance(value, (int, float)) and value > 0 and value < float("inf"), key, "expected a number > 0")
+        need(isinstance(value, (int, float)) and value > 0 and (value < float("inf") or key == "ot_tau"), key,
+             "expected a number > 0")
     # where float32 softmax / exp(-C/eps) keep a meaning (outside: a loss of exactly 0, or every logit equal)
     need(0.01 <= cfg.kd_temperature <= 1000, "kd_temperature", "expected 0.01 <= T <= 1000")
     need(1e-4 <= cfg.ot_eps <= 1e3, "ot_eps", "expected 1e-4 <= eps <= 1000 (absolute, or relative to the cost scale)")
@@ -77,10 +80,11 @@ def check_train_config(cfg: TrainConfig) -> None:
     for key in ("teacher_lr", "head_lr", "weight_decay", "kd_weight"):
         value = getattr(cfg, key)
         need(isinstance(value, (int, float)) and 0 <= value < float("inf"), key, "expected a number >= 0")
-    from .ot_torch import COSTS, EPS_MODES, GRADS   # the solver's own lists of what it accepts
+    from .ot_torch import COSTS, EPS_MODES, GRADS, MARGINALS   # the solver's own lists of what it accepts
 
     need(cfg.teacher_train in ("all", "head"), "teacher_train", "choose all or head")
     need(cfg.ot_cost in COSTS, "ot_cost", f"choose one of {', '.join(COSTS)}")
+    need(cfg.ot_marginals in MARGINALS, "ot_marginals", f"choose one of {', '.join(MARGINALS)}")
     need(cfg.ot_grad in GRADS, "ot_grad", f"choose one of {', '.join(GRADS)}")
     need(cfg.ot_eps_mode in EPS_MODES, "ot_eps_mode", f"choose one of {', '.join(EPS_MODES)}")
     need(frozen_layers(cfg.freeze) is not None, "freeze", "choose none, embeddings, or embeddings+K (K >= 1 lower layers too)")
@@ -104,7 +108,7 @@ def frozen_layers(freeze: str):
 # what a method may set for itself (``--set ot.lr=1e-4``); the rest is shared: the teacher, the encoder's input,
 # the frozen layers and the aligned layer (the teacher's English side and the caches are computed once for all)
 METHOD_KEYS = ("lr", "weight_decay", "student_steps", "batch_size", "kd_temperature", "kd_weight", "ot_eps",
-               "ot_eps_mode", "ot_n_iter", "ot_grad", "ot_cost")
+               "ot_eps_mode", "ot_n_iter", "ot_grad", "ot_cost", "ot_marginals", "ot_tau")
 
 
 def parse_settings(items) -> dict:

@@ -38,6 +38,7 @@ Flamary et al. 2021 (POT's ``sinkhorn2`` and ``ot.batch``).
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -53,11 +54,12 @@ from .ot import (
     check_method,
 )
 
-__all__ = ["SinkhornResult", "sinkhorn", "ot_loss", "cost_matrix", "GRADS", "COSTS"]
+__all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_unbalanced", "ot_loss", "cost_matrix", "GRADS", "COSTS"]
 
 EPS_MODES = ("absolute", "median", "std")
 GRADS = ("unrolled", "envelope")
 COSTS = ("cosine", "sq_euclidean")
+MARGINALS = ("uniform", "norm", "unbalanced")
 
 
 @dataclass
@@ -82,8 +84,9 @@ class SinkhornResult:
 # --------------------------------------------------------------------------------------------------
 # Input checks (the numpy reference's list, plus masks and gradient mode).
 # --------------------------------------------------------------------------------------------------
-def _as_batch(C, a, b, mask_a, mask_b):
-    """Bring everything to batched form (B, n, m), (B, n), (B, m); returns also whether to squeeze."""
+def _as_batch(C, a, b, mask_a, mask_b, balanced=True):
+    """Bring everything to batched form (B, n, m), (B, n), (B, m); returns also whether to squeeze.
+    ``balanced``: a and b must carry the same mass (not so for unbalanced OT)."""
     if not torch.is_tensor(C):
         C = torch.as_tensor(C, dtype=torch.get_default_dtype())
     if not C.is_floating_point():
@@ -131,6 +134,8 @@ def _as_batch(C, a, b, mask_a, mask_b):
     if not torch.isfinite(C).all():
         raise ValueError("C contains NaN or inf at real (unmasked) entries; the cost must be finite there "
                          "(padded entries may hold anything)")
+    if not balanced:
+        return C, a, b, mask_a, mask_b, real, unbatched
     mass_a, mass_b = a.sum(1), b.sum(1)
     rtol = max(MASS_RTOL, 100 * torch.finfo(C.dtype).eps)
     unequal = (mass_a - mass_b).abs() > rtol * torch.maximum(mass_a, mass_b)
@@ -226,6 +231,41 @@ def sinkhorn(a, b, C, eps, *, method="log", mask_a=None, mask_b=None, n_iter=Non
     return result
 
 
+def sinkhorn_unbalanced(a, b, C, eps, tau, *, mask_a=None, mask_b=None, n_iter, grad="unrolled") -> SinkhornResult:
+    r"""Batched unbalanced entropic OT, the torch twin of :func:`optical_ref.ot.sinkhorn_unbalanced`: updates (7)-(8)
+    there (the log-domain updates damped by lam = tau / (tau + eps)), exactly ``n_iter`` of them, as in training.
+
+    a, b: weights or None (uniform over the real entries), masses need not agree; C (n, m) or (B, n, m);
+    tau > 0 the strength of the KL penalties on the marginals; ``grad`` as in :func:`sinkhorn`.
+    ``marginal_error`` is ||P 1 - a||_1, which need not vanish; ``converged`` is always True (no check is made).
+    """
+    eps = check_eps(eps)
+    if not (isinstance(tau, (int, float)) and tau > 0):
+        raise ValueError(f"tau must be a number > 0 (the strength of the marginal penalties), got {tau!r}")
+    check_iteration_settings(1e-6, 1000, n_iter)
+    if grad not in GRADS:
+        raise ValueError(f"unknown grad mode {grad!r}; choose one of {GRADS}")
+    C, a, b, mask_a, mask_b, real, unbatched = _as_batch(C, a, b, mask_a, mask_b, balanced=False)
+    lam = 1.0 if tau == float("inf") else tau / (tau + eps)
+    with torch.no_grad() if grad == "envelope" else contextlib.nullcontext():
+        C_over_eps = (C.detach() if grad == "envelope" else C) / eps
+        log_a, log_b = torch.log(a), torch.log(b)          # -inf on padding: zero mass
+        gamma = torch.zeros_like(b).masked_fill(~mask_b, float("-inf"))
+        for _ in range(n_iter):
+            phi = lam * (log_a - torch.logsumexp(gamma[:, None, :] - C_over_eps, dim=2))           # (7) / eps
+            gamma = lam * (log_b - torch.logsumexp(phi[:, :, None] - C_over_eps, dim=1))       # (8) / eps
+        plan = torch.exp(phi[:, :, None] + gamma[:, None, :] - C_over_eps)                      # (4)
+    if not bool(torch.isfinite(plan.detach()).all()):
+        raise SinkhornBreakdownError(f"unbalanced torch Sinkhorn produced a non-finite plan at eps={eps:.3g}; "
+                                     "use a larger eps or float64")
+    cost = (plan * C).sum(dim=(1, 2))
+    error = (plan.detach().sum(2) - a).abs().sum(1)
+    result = SinkhornResult(plan, eps * phi, eps * gamma, cost, n_iter, error, torch.ones_like(error, dtype=torch.bool))
+    if unbatched:
+        result = SinkhornResult(plan[0], eps * phi[0], eps * gamma[0], cost[0], n_iter, error[0], result.converged[0])
+    return result
+
+
 def _iterations(n_iter, max_iter, check_every):
     """Yield (iteration number, whether to check convergence after it)."""
     last = n_iter if n_iter is not None else max_iter
@@ -314,7 +354,7 @@ def cost_matrix(X, Y, cost="cosine"):
 
 
 def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="absolute", method="log", n_iter=None,
-            tol=1e-6, max_iter=1000, grad="envelope"):
+            tol=1e-6, max_iter=1000, grad="envelope", marginals="uniform", tau=1.0):
     r"""OPTICAL-style token-alignment loss <P, C>_F, one value per sentence pair, padding ignored.
 
     X (B, n, d): student token embeddings (the translation); Y (B, m, d): teacher token embeddings
@@ -325,6 +365,9 @@ def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="abs
     eps follows the scale of the cost: a pretrained encoder's token costs sit in a narrow band where an
     absolute eps gives a nearly uniform plan. The training values (eps, cost, iterations, gradient) come
     from :class:`optical_ref.config.TrainConfig`; the paper does not state them.
+    ``marginals`` (ours; the paper uses uniform token weights): ``uniform``; ``norm``, each side's token weights
+    proportional to its token norms (held fixed, no gradient); ``unbalanced``, uniform reference weights with the
+    marginals relaxed by KL penalties of strength ``tau`` (:func:`sinkhorn_unbalanced`; needs ``n_iter``).
     Returns a (B,) tensor. float16 / bfloat16 inputs are solved in float32 (returned as float32: the gradient
     flows back to the 16-bit tensors, finite), since their range cannot hold a normalised cost and its plan.
     """
@@ -343,9 +386,32 @@ def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="abs
     if low_precision:   # 16-bit floats: normalising underflows (1e-12) and the solve loses its mass; work in float32
         X, Y = X.float(), Y.float()
     C = cost_matrix(X, Y, cost)
-    losses = sinkhorn(None, None, C, effective_eps(C, mask_x, mask_y, eps, eps_mode), method=method, mask_a=mask_x,
-                      mask_b=mask_y, n_iter=n_iter, tol=tol, max_iter=max_iter, grad=grad).cost
+    eps = effective_eps(C, mask_x, mask_y, eps, eps_mode)
+    if marginals == "unbalanced":
+        if n_iter is None:
+            raise ValueError("marginals='unbalanced' runs a fixed number of iterations: give n_iter")
+        losses = sinkhorn_unbalanced(None, None, C, eps, tau, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter, grad=grad).cost
+    else:
+        a, b = (token_weights(X, mask_x, marginals), token_weights(Y, mask_y, marginals))
+        losses = sinkhorn(a, b, C, eps, method=method, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter, tol=tol,
+                          max_iter=max_iter, grad=grad).cost
     return losses.to(torch.promote_types(losses.dtype, torch.float32)) if low_precision else losses
+
+
+def token_weights(X, mask, marginals: str):
+    """One side's marginal: None (uniform over the real tokens) or, for ``norm``, the real tokens' norms over
+    their sum (outside the graph: the weights are constants of the problem, like uniform ones)."""
+    if marginals not in MARGINALS:
+        raise ValueError(f"unknown marginals {marginals!r}; choose one of {', '.join(MARGINALS)}")
+    if marginals != "norm":
+        return None
+    with torch.no_grad():
+        norms = X.norm(dim=-1)
+        if mask is not None:
+            norms = norms * torch.as_tensor(mask, device=X.device)
+        if not bool((norms.sum(-1) > 0).all()):
+            raise ValueError("marginals='norm' needs a token of positive norm in every sentence")
+        return norms / norms.sum(-1, keepdim=True)
 
 
 def effective_eps(C, mask_x, mask_y, eps: float, eps_mode: str) -> float:

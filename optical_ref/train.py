@@ -217,7 +217,8 @@ def loss_kd_kl(s, idx, *, head, teacher, cfg, **_):
 
 def _ot_term(s, t_tokens, t_mask, cfg):
     return ot_distill(s.tokens, t_tokens, s.token_mask, t_mask, eps=cfg.ot_eps, eps_mode=cfg.ot_eps_mode,
-                      n_iter=cfg.ot_n_iter, grad=cfg.ot_grad, cost=cfg.ot_cost)
+                      n_iter=cfg.ot_n_iter, grad=cfg.ot_grad, cost=cfg.ot_cost, marginals=cfg.ot_marginals,
+                      tau=cfg.ot_tau)
 
 
 def loss_ot(s, idx, *, teacher, cfg, **_):
