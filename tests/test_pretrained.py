@@ -94,7 +94,7 @@ def test_the_encoder_wrapper_uses_e5s_prefixes_per_role(folder):
     from optical_ref.text import load_tokenizer
     encoder = load_pretrained_encoder(folder)
     tokenizer = load_tokenizer(folder)
-    query, passage = encoder.with_role(encoder.prefix_for("query")), encoder.with_role(encoder.prefix_for("passage"))
+    query, passage = encoder.in_role("query"), encoder.in_role("passage")
     q, p = query.batch(tokenizer, ["hola"]), passage.batch(tokenizer, ["hola"])
     assert tokenizer.decode(q["input_ids"][0], skip_special_tokens=True).startswith("query:")
     assert tokenizer.decode(p["input_ids"][0], skip_special_tokens=True).startswith("passage:")
