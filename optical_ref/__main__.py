@@ -18,7 +18,7 @@ COMMANDS = {
     "data-summary": ("optical_ref.data.summary", "where the data is, what it holds, checksums"),
     "fetch": ("optical_ref.data.fetch", "download a dataset once into the user cache: mtop-reduced | mtod | mtop-official | all"),
     "encoder": ("optical_ref.pretrained", "encoder prepare e5-small: build the pretrained checkpoint folder once"),
-    "bench": ("optical_ref.experiment.bench", "benchmarks: sinkhorn | distill"),
+    "bench": ("optical_ref.experiment.bench", "benchmarks: sinkhorn | distil | freeze"),
     "check": ("optical_ref.classroom.check", "check an exercise (check EXERCISE --impl FILE.py:FUNCTION, --list) or grade a class (--grade DIR)"),
     "reference": ("optical_ref.classroom.reference.cli", "reference outputs: regenerate | verify --impl FILE.py:FUNCTION"),
 }

@@ -4,7 +4,8 @@ The encoder is a small transformer built from a ``transformers.BertConfig`` (def
 size 128, 2 heads: it trains on 2 CPU cores in seconds), or a local pretrained checkpoint loaded with
 ``from_pretrained(..., local_files_only=True)`` (nothing is downloaded). It returns
 
-- token states H (B, L, d), the last hidden layer, for OT distillation, with ``token_mask`` (B, L):
+- token states H (B, L, d) of the aligned layer (``layer``, the ``ot_layer`` setting; default -1, the last),
+  for OT distillation, with ``token_mask`` (B, L):
   True on real word-piece tokens, False on padding and on [CLS]/[SEP] (our choice: the special tokens
   have no counterpart to align across languages);
 - the sentence embedding, mean-pooled over all non-padding positions (our choice; Reimers & Gurevych
@@ -27,7 +28,7 @@ DEFAULT_ENCODER = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_he
 
 @dataclass
 class Encoded:
-    tokens: torch.Tensor       # (B, L, d) last hidden states
+    tokens: torch.Tensor       # (B, L, d) hidden states of the aligned layer (Encoder.layer)
     token_mask: torch.Tensor   # (B, L) bool: real, non-special tokens
     sentence: torch.Tensor     # (B, d) mean over non-padding positions
 
@@ -47,9 +48,13 @@ class Encoder(nn.Module):
     def prefix_for(self, role: str) -> str:
         return self.prefixes.get(role, "")
 
-    def with_role(self, prefix: str) -> "Encoder":
-        """The same weights (shared, not copied), another input prefix: e5's "query: " for the students
-        (target-language queries), "passage: " for the frozen teacher on the English side."""
+    def in_role(self, role: str) -> "Encoder":
+        """The same weights in a role: "query" for the students (target-language queries), "passage" for the
+        frozen teacher on the English side; e5 prefixes each role's texts, other encoders prefix nothing."""
+        return self.with_prefix(self.prefix_for(role))
+
+    def with_prefix(self, prefix: str) -> "Encoder":
+        """The same weights (shared, not copied), another text prepended to every input."""
         view = Encoder.__new__(Encoder)
         nn.Module.__init__(view)
         view.model, view.max_length, view.prefix, view.layer = self.model, self.max_length, prefix, self.layer
@@ -123,7 +128,7 @@ class FrozenPrefix:
     @torch.no_grad()
     def _fill(self, texts) -> None:
         missing = sorted({t for t in texts} - set(self.rows))
-        plain = self.encoder.with_role("")                  # texts already carry their prefix
+        plain = self.encoder.with_prefix("")                  # texts already carry their prefix
         plain.eval()
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start:start + self.batch_size]

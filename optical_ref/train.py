@@ -20,7 +20,6 @@ The teacher's outputs on the English sentences are computed once (it is frozen) 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -265,6 +264,33 @@ def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, c
     learning curve, and its point at step s is the run of s steps (the batches and the random state of the
     first s steps do not depend on the total).
     """
+    check_student_inputs(method, head, cfg, teacher, target_labels, frozen_prefix, eval_steps)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    student, optimizer = new_student(teacher_encoder, head, cfg, frozen_prefix)
+    compute_loss = STUDENT_LOSSES[method]
+    labels = torch.as_tensor(target_labels) if target_labels is not None else None
+
+    losses = []
+    student.train()
+    frozen_to_eval(student, cfg.freeze)
+    for step, idx in enumerate(student_batches(len(target_texts), cfg, rng), start=1):
+        s = student(student.batch(tokenizer, [target_texts[i] for i in idx], cfg.device))
+        loss = finite_loss(compute_loss, s, idx, method, step, cfg, head=head, teacher=teacher, labels=labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if progress:
+            progress(step, cfg.student_steps, losses[-1])
+        if step in eval_steps and on_eval is not None:
+            evaluate_midway(student, cfg, on_eval, step, losses)
+    student.eval()
+    return student, losses
+
+
+def check_student_inputs(method, head, cfg, teacher, target_labels, frozen_prefix, eval_steps) -> None:
+    """Everything train_student needs is there and consistent, or a ValueError before any work."""
     from .config import frozen_layers
 
     if method not in STUDENT_LOSSES:
@@ -277,8 +303,12 @@ def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, c
         raise ValueError(f"the frozen prefix covers {frozen_prefix.k} layers but freeze={cfg.freeze}")
     if any(not 1 <= s <= cfg.student_steps for s in eval_steps):
         raise ValueError(f"eval_steps {list(eval_steps)} must lie in 1..student_steps={cfg.student_steps}")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    if head is None and method in ("kd-kl", "target-supervised"):
+        raise ValueError(f"{method} reads the teacher's intent head; none was given")
+
+
+def new_student(teacher_encoder, head, cfg, frozen_prefix):
+    """A trainable copy of the teacher's encoder and its optimiser; the teacher's head is frozen."""
     student = copy.deepcopy(teacher_encoder).to(cfg.device)
     student.frozen_prefix = frozen_prefix
     set_trainable(student, cfg.freeze)               # the copy is trainable even if the teacher is frozen
@@ -286,44 +316,42 @@ def train_student(method: str, teacher_encoder, head, tokenizer, target_texts, c
         head.eval()
         for p in head.parameters():
             p.requires_grad_(False)                  # the teacher's head stays frozen
-    elif method in ("kd-kl", "target-supervised"):
-        raise ValueError(f"{method} reads the teacher's intent head; none was given")
     optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
-    compute_loss = STUDENT_LOSSES[method]
-    labels = torch.as_tensor(target_labels) if target_labels is not None else None
+    return student, optimizer
 
-    losses, step = [], 0
-    n_epochs = math.ceil(cfg.student_steps / math.ceil(len(target_texts) / cfg.batch_size))
+
+def student_batches(n: int, cfg, rng):
+    """Exactly cfg.student_steps batches of indices, epoch after epoch, each epoch freshly shuffled."""
+    step = 0
+    while True:
+        for idx in shuffled_batches(n, cfg.batch_size, rng):
+            if step == cfg.student_steps:
+                return
+            yield idx
+            step += 1
+
+
+def finite_loss(compute_loss, s, idx, method, step, cfg, **inputs):
+    """The loss of one step, or TrainingDiverged (naming method, step and the setting to lower) when the
+    student's outputs or the loss stop being finite: a diverged run is never scored."""
+    if not (torch.isfinite(s.sentence).all() and torch.isfinite(s.tokens[s.token_mask]).all()):
+        raise TrainingDiverged(diverged_message(method, step, cfg))   # the student's outputs, not the loss
+    try:
+        loss = compute_loss(s, idx, cfg=cfg, **inputs)
+    except NonFiniteValues:
+        raise TrainingDiverged(diverged_message(method, step, cfg)) from None
+    except SinkhornBreakdownError as err:   # eps too small for these costs: the run cannot go on
+        raise TrainingDiverged(f"{method} stopped at step {step}: {err}") from None
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(diverged_message(method, step, cfg))
+    return loss
+
+
+def evaluate_midway(student, cfg, on_eval, step, losses) -> None:
+    """on_eval on the student in eval mode without gradients, then back to training (frozen parts stay in eval)."""
+    student.eval()
+    with torch.no_grad():
+        on_eval(step, student, losses)
     student.train()
     frozen_to_eval(student, cfg.freeze)
-    for epoch in range(n_epochs):
-        for idx in shuffled_batches(len(target_texts), cfg.batch_size, rng):
-            if step == cfg.student_steps:
-                break
-            s = student(student.batch(tokenizer, [target_texts[i] for i in idx], cfg.device))
-            if not (torch.isfinite(s.sentence).all() and torch.isfinite(s.tokens[s.token_mask]).all()):
-                raise TrainingDiverged(diverged_message(method, step + 1, cfg))   # the student's outputs, not the loss
-            try:
-                loss = compute_loss(s, idx, head=head, teacher=teacher, labels=labels, cfg=cfg)
-            except NonFiniteValues:
-                raise TrainingDiverged(diverged_message(method, step + 1, cfg)) from None
-            except SinkhornBreakdownError as err:   # eps too small for these costs: the run cannot go on
-                raise TrainingDiverged(f"{method} stopped at step {step + 1}: {err}") from None
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(diverged_message(method, step + 1, cfg))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-            if progress:
-                progress(step, cfg.student_steps, losses[-1])
-            if step in eval_steps and on_eval is not None:
-                student.eval()
-                with torch.no_grad():
-                    on_eval(step, student, losses)
-                student.train()
-                frozen_to_eval(student, cfg.freeze)
-    student.eval()
-    return student, losses

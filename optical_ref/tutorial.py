@@ -13,10 +13,11 @@ from pathlib import Path
 
 def setup(doc: str):
     """Parse ``--out`` and ``--smoke`` (small settings, used by the tests); returns (out folder, smoke)."""
+    from .data.paths import add_data_dir_argument
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     parser.add_argument("--out", default=None, help="folder for the figures (default: a new temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings: just check that it runs")
-    parser.add_argument("--data-dir", default=None, help="data directory (default: as for compare, see README Data)")
+    add_data_dir_argument(parser)
     args, _ = parser.parse_known_args(sys.argv[1:] if "ipykernel" not in sys.modules else [])
     if args.data_dir:   # every loader reads $OPTICAL_REF_DATA before ../shared/data: the flag reaches all of them
         import os

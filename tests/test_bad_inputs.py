@@ -436,7 +436,7 @@ def test_sentences_no_tokenizer_can_read_are_refused_naming_file_and_item(tmp_pa
     (["reference", "verify", "--impl", "nosuchmod:f"], "no module 'nosuchmod'"),
     (["bench", "sinkhorn", "--sizes", "0"], "every size must be at least 2"),
     (["bench", "sinkhorn", "--repeats", "0"], "give at least 1"),
-    (["bench", "distill", "--steps", "0"], "at least 1 step"),
+    (["bench", "distil", "--steps", "0"], "at least 1 step"),
     (["bench", "distill", "--encoder", "/missing"], "no such directory"),
     (["bench", "freeze", "--ks", "-1"], "--ks must be >= 0"),
     (["bench", "freeze", "--eval-steps", "0"], "--eval-steps >= 1"),

@@ -346,8 +346,10 @@ def test_every_module_imports_only_modules_listed_above_it_in_the_readme():
     row_of = {}
     for row, line in enumerate(table.splitlines()):
         cell = line.split("|")[1] if line.startswith("|") else ""
-        for k, item in enumerate(re.findall(r"`([^`]+)`", cell)):
-            item = item if k == 0 or item.startswith("optical_ref/") else "optical_ref/" + item
+        items = re.findall(r"`([^`]+)`", cell)
+        folder = items[0].rsplit("/", 1)[0] + "/" if items else ""
+        for k, item in enumerate(items):   # `optical_ref/experiment/runstore.py`, `stats.py`: stats.py sits beside it
+            item = item if k == 0 or item.startswith("optical_ref/") else folder + item
             row_of[item.removesuffix("/").removesuffix(".py").replace("/", ".")] = row
 
     def row(module):

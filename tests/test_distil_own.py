@@ -68,9 +68,9 @@ def test_the_saved_student_is_the_trained_student_and_compare_accepts_it_as_an_e
     assert loaded.prefixes == {"query": "query: ", "passage": "passage: "}
     base = load_pretrained_encoder(checkpoint)
     tokenizer = load_tokenizer(tmp_path / "s")
-    student = loaded.with_role(loaded.prefix_for("query"))
+    student = loaded.in_role("query")
     moved = encode_texts(student, tokenizer, list(TRANSLATED)).sentence
-    unmoved = encode_texts(base.with_role("query: "), tokenizer, list(TRANSLATED)).sentence
+    unmoved = encode_texts(base.with_prefix("query: "), tokenizer, list(TRANSLATED)).sentence
     assert not torch.allclose(moved, unmoved), "the saved weights are the trained ones, not the base model's"
     again = distil(str(tmp_path / "s"), write_pairs(tmp_path / "p.tsv"), "ot", TINY, out=tmp_path / "s2", **QUIET)
     assert again["base_model"] == str(tmp_path / "s")    # a distilled student can be distilled further
@@ -86,7 +86,7 @@ def test_sentence_transformers_loads_the_student_and_its_embeddings_are_ours(che
     distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "ot", TINY, out=tmp_path / "s", **QUIET)
     theirs = torch.as_tensor(SentenceTransformer(str(tmp_path / "s"), device="cpu").encode(list(TRANSLATED)))
     loaded = load_pretrained_encoder(tmp_path / "s")
-    ours = encode_texts(loaded.with_role("query: "), load_tokenizer(tmp_path / "s"), list(TRANSLATED)).sentence
+    ours = encode_texts(loaded.with_prefix("query: "), load_tokenizer(tmp_path / "s"), list(TRANSLATED)).sentence
     cosine = torch.nn.functional.cosine_similarity(theirs, ours, dim=-1)
     assert cosine.min() >= 0.999, cosine
 

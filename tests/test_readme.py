@@ -1,10 +1,17 @@
-"""The README's code examples run, so the documentation cannot rot."""
+"""The README and the pages it links teach what the code does: their examples run, and every number they show
+is checked against its source (the saved benchmark outputs, the configuration, the measured preset times)."""
 import re
 from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+BENCHMARKS = ROOT / "tutorials" / "results" / "BENCHMARKS.md"
+SCALE_OUT = ROOT / "tutorials" / "SCALE_OUT.md"
+# the pages the README sends readers to, which live in this repository beside it
+OWN_PAGES = [BENCHMARKS, SCALE_OUT, ROOT / "tutorials" / "DATA.md", ROOT / "tutorials" / "REFERENCE.md",
+             ROOT / "tutorials" / "TROUBLESHOOTING.md", ROOT / "tutorials" / "DISTIL.md"]
 
 
 def python_blocks():
@@ -20,26 +27,94 @@ def test_every_readme_python_example_runs():
         exec(compile(block, str(README), "exec"), {})
 
 
-def test_readme_quick_start_names_the_ci_test_command():
+def test_readme_quick_start_names_the_ci_test_command_and_a_quick_first_taste():
     text = README.read_text(encoding="utf-8")
-    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert ".venv/bin/python -m pytest -q" in text and ".venv/bin/python -m pytest -q" in ci
-    assert "python -m optical_ref compare" in text
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "bash .ci/setup && .venv/bin/python -m optical_ref compare\n" in text
+    assert "bash .ci/setup && .venv/bin/python -m pytest -q\n" in text and ".venv/bin/python -m pytest -q" in ci
+    assert ".venv/bin/python -m optical_ref compare --preset quick\n" in text
 
 
-def test_readme_results_tables_are_the_ones_the_presets_produced():
+def _preset_minutes(preset):
+    """The measured time of a preset in SCALE_OUT.md's table ("58 s", "9 min 16 s"), in minutes."""
+    row = next(line for line in SCALE_OUT.read_text(encoding="utf-8").splitlines() if line.startswith(f"| `{preset}` |"))
+    cell = row.rstrip(" |").rsplit("|", 1)[1]
+    minutes = re.search(r"(\d+) min", cell)
+    seconds = re.search(r"(\d+) s\b", cell)
+    return (int(minutes.group(1)) if minutes else 0) + (int(seconds.group(1)) if seconds else 0) / 60
+
+
+def test_readme_quick_start_times_are_the_measured_preset_times():
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    quick, default = _preset_minutes("quick"), _preset_minutes("default")
+    assert f"(about {round(quick)} minute against about {int(default)} on 2 CPU cores)" in text
+
+
+def test_readme_python_version_and_data_size_are_the_packages():
+    from optical_ref.data.fetch import DATASETS
     text = README.read_text(encoding="utf-8")
-    matches = re.findall(r"<!-- results-table: (\S+) -->\n(.*?)<!-- /results-table -->", text, flags=re.S)
-    assert matches, "README.md should mark its results tables"
-    for source, table in matches:
-        summary = (README.parent / source).read_text(encoding="utf-8")
-        assert table.strip() in summary, f"a README table differs from {source}; copy it again after a rerun"
+    requires = re.search(r"python_requires = >=(\S+)", (ROOT / "setup.cfg").read_text(encoding="utf-8")).group(1)
+    assert f"Python {requires} or newer" in text
+    mb = sum(float(re.search(r"([\d.]+) MB", r.size).group(1)) for r in DATASETS["mtop-reduced"].files.values())
+    assert f"reduced MTOP, about {mb:.0f} MB" in text
+
+
+def _choices_table():
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| choice | `--set` key |"):].split("\n\n", 1)[0].splitlines()[2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table]
+
+
+def _value(cell):
+    value = re.match(r"`([^`]+)`", cell).group(1)
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def test_readme_choices_table_shows_the_defaults_of_both_encoders():
+    from optical_ref.config import TrainConfig, defaults_for_encoder
+    small, pretrained = TrainConfig(), TrainConfig(**defaults_for_encoder("e5-small"))
+    rows = _choices_table()
+    assert len(rows) >= 8
+    for _, key, small_cell, pretrained_cell, _ in rows:
+        key = key.strip("`")
+        assert _value(small_cell) == getattr(small, key), f"README: {key} = {small_cell} for the small encoder"
+        assert _value(pretrained_cell) == getattr(pretrained, key), f"README: {key} = {pretrained_cell} for e5-small"
+
+
+def test_readme_states_the_verdict_and_leaves_the_tables_to_the_results_page():
+    text = README.read_text(encoding="utf-8")
+    verdict = text[text.index("## The verdict"):].split("\n## ", 1)[0]
+    assert "(tutorials/results/README.md)" in verdict
+    assert "results-table" not in text and not re.search(r"(?<![\w-])\d", verdict), \
+        "the README's verdict quotes no number (names such as e5 aside): the results page holds them, checked"
+
+
+def test_the_pages_the_readme_links_here_exist_and_carry_no_development_history():
+    text = README.read_text(encoding="utf-8")
+    for page in OWN_PAGES:
+        assert f"({page.relative_to(ROOT)})" in text, f"the README should link {page.relative_to(ROOT)}"
+    for page in [README, *OWN_PAGES]:
+        found = re.findall(r"this round|previous (?:round|session)|not rerun|last round|earlier round",
+                            page.read_text(encoding="utf-8"), flags=re.I)
+        assert not found, f"{page.name} talks about how it was written ({found}); say what is, not what was"
+
+
+def test_results_tables_are_the_ones_the_presets_produced():
+    pages = [README, *sorted((ROOT / "tutorials").rglob("*.md"))]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for source, table in re.findall(r"<!-- results-table: (\S+) -->\n(.*?)<!-- /results-table -->", text, flags=re.S):
+            summary = (ROOT / source).read_text(encoding="utf-8")
+            assert table.strip() in summary, f"a table of {page.name} differs from {source}; copy it again after a rerun"
 
 
 def _benchmark_rows(name):
-    """The rows a saved benchmark JSON prints, as (first cells, numbers) the README's tables must show."""
+    """The rows a saved benchmark JSON prints, as (first cells, numbers) the benchmark page must show."""
     import json
-    data = json.loads((README.parent / "tutorials" / "results" / name).read_text(encoding="utf-8"))
+    data = json.loads((ROOT / "tutorials" / "results" / name).read_text(encoding="utf-8"))
     if "numpy_vs_pot" in data:
         for r in data["numpy_vs_pot"]:
             yield [str(r["n"]), r["method"], f"{r['ours_ms_per_iter']:.4f}", f"{r['pot_ms_per_iter']:.4f}",
@@ -59,13 +134,13 @@ def _benchmark_rows(name):
 
 @pytest.mark.parametrize("name", ["bench_sinkhorn.json", "bench_distill.json", "bench_distill_e5.json",
                                   "bench_distill_e5_cache.json", "bench_freeze_e5.json"])
-def test_readme_benchmark_tables_are_the_saved_benchmark_outputs(name):
-    text = README.read_text(encoding="utf-8")
-    assert name in text, f"the README should name {name}, the file its benchmark table comes from"
+def test_benchmark_tables_are_the_saved_benchmark_outputs(name):
+    text = BENCHMARKS.read_text(encoding="utf-8")
+    assert name in text, f"{BENCHMARKS.name} should name {name}, the file its benchmark table comes from"
     lines = [line.split() for line in text.splitlines()]
     rows = list(_benchmark_rows(name))
     assert rows
     for row in rows:
         cells = " ".join(row).split()     # method names such as "ot (unrolled grad)" span several cells
         assert any(line[-len(cells):] == cells or line[:len(cells)] == cells for line in lines), \
-            f"README shows no row {' '.join(row)!r} of {name}; copy the benchmark's output again"
+            f"{BENCHMARKS.name} shows no row {' '.join(row)!r} of {name}; copy the benchmark's output again"

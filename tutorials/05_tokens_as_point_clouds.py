@@ -6,7 +6,7 @@ the plan is measured here, not assumed, over 50 test pairs: the transport cost <
 Spanish tokens move onto the teacher's English cloud), but at this fixed eps the plan gets *more* diffuse, not
 more one-to-one (the largest share of a row drops and the row entropy rises): the loss pulls all of the
 student's tokens towards the whole English cloud, which makes every cost small and alike. Token-level
-alignment is not what this small encoder learns from 1k pairs; compare the README's results.
+alignment is not what this small encoder learns from 1k pairs; compare the results in tutorials/results/README.md.
 Read first: 04_sinkhorn_torch.py. Needs the reduced-MTOP data (../shared/data or --data-dir via
 $OPTICAL_REF_DATA). Next: 06_kd_loop.py.
 """

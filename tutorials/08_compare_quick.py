@@ -4,7 +4,7 @@ What you learn: what `python -m optical_ref compare` does (teacher once, then on
 budget, method and seed), where its outputs are, and how to read summary.md: rows are methods, columns are
 language @ bitext pairs, cells are mean ± std over seeds; zero-shot is the floor, target-supervised an upper
 bound that uses labels the other methods never see.
-Read first: 07_ot_distillation_loop.py and README.md (Results). Needs the data. Next: 09_budgets.py.
+Read first: 07_ot_distillation_loop.py and tutorials/results/README.md. Needs the data. Next: 09_budgets.py.
 """
 # %% Run the quick preset (under a minute on 2 idle CPU cores)
 from optical_ref.experiment.compare import make_config, run_comparison

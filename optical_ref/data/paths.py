@@ -31,6 +31,12 @@ def candidate_dirs(data_dir=None) -> list:
     return candidates
 
 
+def add_data_dir_argument(parser) -> None:
+    """The one ``--data-dir`` option every command and tutorial takes (one help text, one search order)."""
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help=f"data directory (default: ${ENV_VAR}, ../shared/data, then the user cache; see tutorials/DATA.md)")
+
+
 def holds_data(path: Path, dataset: str | None = None) -> bool:
     mtop = (path / "mtop" / "dev.json").is_file() or (path / "mtop" / "en" / "test.txt").is_file()
     mtod = (path / "mtod" / "en" / "train.tsv").is_file()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .mtod import load_conllu, read_lines
 from .mtop import load_mtop_json
-from .paths import find_data_dir
+from .paths import add_data_dir_argument, find_data_dir
 from .records import MTOD_LANGS, MTOP_LANGS
 from .splits import DEFAULT_MIN_PER_INTENT, reduced_mtop
 
@@ -23,7 +23,7 @@ CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64})\s+(\S+)\s*$")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data-dir", default=None, help="data directory (default: see README, Data)")
+    add_data_dir_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--offline", action="store_true", default=None, help="never download data (also: OPTICAL_REF_OFFLINE=1)")
 

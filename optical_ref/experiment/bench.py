@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m optical_ref bench sinkhorn|distill|freeze [--json PATH]``.
+"""Benchmarks: ``python -m optical_ref bench sinkhorn|distil|freeze [--json PATH]``.
 
 Every number is a ratio against a peer measured in the same run on the same machine (POT for the OT
 solvers, the ``kd-mse`` step for distillation), so tables from different machines compare by their
@@ -16,25 +16,28 @@ import warnings
 
 import numpy as np
 
+from ..data.paths import add_data_dir_argument
+from ..data.records import LOW_RESOURCE_LANGS
 from .provenance import environment  # noqa: F401 (the benchmarks record it)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("which", choices=["sinkhorn", "distill", "freeze"],
-                        help="what to benchmark (freeze: dev quality vs step time of freeze=embeddings+K)")
+    parser.add_argument("which", choices=["sinkhorn", "distil", "freeze", "distill"], metavar="{sinkhorn,distil,freeze}",
+                        help="what to benchmark (distil: ms per training step of every method; freeze: dev quality "
+                             "vs step time of freeze=embeddings+K)")
     parser.add_argument("--json", metavar="PATH", help="also save the results as JSON here")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats (median is reported)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 512, 2048],
                         help="n = m for the numpy reference vs POT (sinkhorn)")
-    parser.add_argument("--data-dir", default=None, help="data directory (distill)")
-    parser.add_argument("--encoder", default=None, help="distill: e5-small (or a checkpoint folder) instead of the small encoder")
-    parser.add_argument("--steps", type=int, default=None, help="distill: steps per timed run (default 20; 8 with --encoder)")
+    add_data_dir_argument(parser)
+    parser.add_argument("--encoder", default=None, help="distil: e5-small (or a checkpoint folder) instead of the small encoder")
+    parser.add_argument("--steps", type=int, default=None, help="distil: steps per timed run (default 20; 8 with --encoder)")
     parser.add_argument("--freeze", default=None,
-                        help="distill: the freeze setting (default: the encoder's); with embeddings+K every method is "
+                        help="distil: the freeze setting (default: the encoder's); with embeddings+K every method is "
                              "also timed with the frozen prefix cached, and the kd-mse speed-up is reported")
     parser.add_argument("--ks", type=int, nargs="+", default=[0, 3, 6, 9],
                         help="freeze: the numbers K of frozen lower layers to compare (0 = word embeddings only)")
-    parser.add_argument("--langs", nargs="+", default=["hi", "th"], help="freeze: languages whose dev bitext scores K")
+    parser.add_argument("--langs", nargs="+", default=list(LOW_RESOURCE_LANGS), help="freeze: languages whose dev bitext scores K")
     parser.add_argument("--eval-steps", type=int, nargs="+", default=[20, 40, 80],
                         help="freeze: the learning curve each run is scored along")
 
@@ -58,7 +61,7 @@ def main(args) -> int:
                                encoder=args.encoder or "e5-small")
     else:
         steps = args.steps or (8 if args.encoder else 20)
-        results = bench_distill(repeats=args.repeats, data_dir=args.data_dir, steps=steps, encoder=args.encoder,
+        results = bench_distil(repeats=args.repeats, data_dir=args.data_dir, steps=steps, encoder=args.encoder,
                                 freeze=args.freeze)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -105,18 +108,24 @@ def _print_table(title, header, rows):
 
 # --------------------------------------------------------------------------------------------------
 def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
+    """The four solver benchmarks in turn; each prints its table and returns its records."""
+    warnings.simplefilter("ignore")  # fixed iteration counts never converge on purpose
+    results = {"environment": environment()}
+    print("optical-ref bench sinkhorn:", results["environment"])
+    results["numpy_vs_pot"] = bench_numpy_vs_pot(sizes, repeats)
+    results["batched"] = bench_batched(repeats)
+    results["bandwidth"] = bench_bandwidth(max(sizes), repeats)
+    results["backward"] = bench_backward(repeats)
+    return results
+
+
+def bench_numpy_vs_pot(sizes, repeats) -> list:
+    """1. numpy reference vs POT, time per iteration, same iteration counts."""
     import ot as pot
-    import torch
 
     from .. import ot as ref
-    from .. import ot_torch
 
-    warnings.simplefilter("ignore")  # fixed iteration counts never converge on purpose
-    results = {"environment": environment(), "numpy_vs_pot": [], "batched": [], "bandwidth": {}, "backward": {}}
-    print("optical-ref bench sinkhorn:", results["environment"])
-
-    # 1. numpy reference vs POT, time per iteration, same iteration counts
-    rows = []
+    records, rows = [], []
     for n in sizes:
         rng = np.random.default_rng(0)
         C = rng.random((n, n))
@@ -129,18 +138,24 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
                  "pot": lambda k: pot.sinkhorn(a, a, C, eps, method=pot_method, numItermax=k, stopThr=0.0)},
                 short, long, repeats)
             ours, theirs = t["ours"], t["pot"]
-            record = {"n": n, "method": method, "ours_ms_per_iter": ours * 1e3, "pot_ms_per_iter": theirs * 1e3,
-                      "ratio": ours / theirs, "floor": 0.6 if n >= 512 else None}
-            results["numpy_vs_pot"].append(record)
+            records.append({"n": n, "method": method, "ours_ms_per_iter": ours * 1e3, "pot_ms_per_iter": theirs * 1e3,
+                            "ratio": ours / theirs, "floor": 0.6 if n >= 512 else None})
             rows.append([n, method, f"{ours * 1e3:.4f}", f"{theirs * 1e3:.4f}", f"{ours / theirs:.2f}x",
                          "<= 0.6x" if n >= 512 else "-"])
     _print_table("1. numpy reference vs POT ot.sinkhorn / ot.sinkhorn_log: ms per iteration (median)",
                  ["n=m", "method", "ours", "POT", "ratio", "floor"], rows)
+    return records
 
-    # 2. a batch of 64 small problems, float32, 100 iterations
+
+def bench_batched(repeats, B=64, iters=100) -> list:
+    """2. a batch of B small problems, float32: the torch solver against POT looped and POT's batched solver."""
+    import ot as pot
+    import torch
     from ot.batch import solve_batch
-    rows = []
-    B, iters = 64, 100
+
+    from .. import ot_torch
+
+    records, rows = [], []
     for n in (16, 32):
         torch.manual_seed(0)
         C = torch.rand(B, n, n, dtype=torch.float32)
@@ -162,19 +177,24 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
                 "batch": lambda: solve_batch(C, reg=eps, max_iter=iters, tol=0.0, method=pot_batch_method,
                                              grad="detach")}, repeats)
             t_torch, t_padded, t_loop, t_batch = t["torch"], t["padded"], t["loop"], t["batch"]
-            record = {"n": n, "B": B, "iterations": iters, "method": method, "torch_ms": t_torch * 1e3,
-                      "torch_padded_ms": t_padded * 1e3, "pot_loop_ms": t_loop * 1e3, "pot_batch_ms": t_batch * 1e3,
-                      "speedup_vs_pot_loop": t_loop / t_torch, "speedup_vs_pot_batch": t_batch / t_torch,
-                      "padding_overhead": t_padded / t_torch}
-            results["batched"].append(record)
+            records.append({"n": n, "B": B, "iterations": iters, "method": method, "torch_ms": t_torch * 1e3,
+                            "torch_padded_ms": t_padded * 1e3, "pot_loop_ms": t_loop * 1e3, "pot_batch_ms": t_batch * 1e3,
+                            "speedup_vs_pot_loop": t_loop / t_torch, "speedup_vs_pot_batch": t_batch / t_torch,
+                            "padding_overhead": t_padded / t_torch})
             rows.append([f"{n}x{n}", method, f"{t_torch * 1e3:.2f}", f"{t_loop * 1e3:.1f}", f"{t_batch * 1e3:.2f}",
                          f"{t_loop / t_torch:.1f}x", f"{t_batch / t_torch:.2f}x", f"{t_padded / t_torch:.2f}x"])
     _print_table(f"2. B={B} problems, float32, {iters} iterations: ms per batch (median); speed-ups of the torch solver",
                  ["size", "method", "torch", "POT loop", "POT batch", "vs loop", "vs batch", "masked/unmasked"], rows)
     print("   floors: log >= 7x vs POT loop and >= 1x vs POT batch; kernel >= 1x vs POT batch; padded <= 1.5x")
+    return records
 
-    # 3. the largest size against memory bandwidth (torch kernel path, float32 as in training)
-    n = max(sizes)
+
+def bench_bandwidth(n, repeats) -> dict:
+    """3. the largest size against memory bandwidth (torch kernel path, float32 as in training)."""
+    import torch
+
+    from .. import ot_torch
+
     C = torch.rand(1, n, n, dtype=torch.float32)
     eps = 0.5
     t_iter = per_iteration_seconds(
@@ -185,19 +205,23 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
     bandwidth = 2 * big.numel() * 4 / t_copy                      # bytes read + written per second
     bytes_per_iter = 2 * n * n * 4                               # K v and K^T u each read all of K once
     bound = bytes_per_iter / bandwidth
-    results["bandwidth"] = {"n": n, "bytes_per_iteration": bytes_per_iter, "copy_bandwidth_GBps": bandwidth / 1e9,
-                            "lower_bound_ms": bound * 1e3, "measured_ms": t_iter * 1e3, "ratio": t_iter / bound,
-                            "target": 1.5}
     _print_table(f"3. torch kernel path at n=m={n}, float32, against memory bandwidth (copy of 256 MB)",
                  ["bytes/iter", "copy GB/s", "bound ms", "measured ms", "ratio", "target"],
                  [[f"{bytes_per_iter / 1e6:.1f} MB", f"{bandwidth / 1e9:.1f}", f"{bound * 1e3:.3f}",
                    f"{t_iter * 1e3:.3f}", f"{t_iter / bound:.2f}x", "<= 1.5x"]])
+    return {"n": n, "bytes_per_iteration": bytes_per_iter, "copy_bandwidth_GBps": bandwidth / 1e9,
+            "lower_bound_ms": bound * 1e3, "measured_ms": t_iter * 1e3, "ratio": t_iter / bound, "target": 1.5}
 
-    # 4. backward cost: unrolled vs envelope
-    B, n, iters = 64, 32, 50
+
+def bench_backward(repeats, B=64, n=32, iters=50) -> dict:
+    """4. backward cost and memory kept for it: unrolled vs envelope gradient."""
+    import torch
+
+    from .. import ot_torch
+
     torch.manual_seed(0)
     C0 = torch.rand(B, n, n, dtype=torch.float32)
-    rows = []
+    records, rows = {}, []
     for mode in ("unrolled", "envelope"):
         def forward_backward():
             C = C0.clone().requires_grad_(True)
@@ -205,12 +229,12 @@ def bench_sinkhorn(sizes=(32, 128, 512, 2048), repeats=5) -> dict:
         t = median_seconds(forward_backward, repeats)
         saved = saved_tensor_bytes(lambda: ot_torch.sinkhorn(None, None, C0.clone().requires_grad_(True), 0.05,
                                                               n_iter=iters, grad=mode).cost.sum())
-        results["backward"][mode] = {"B": B, "n": n, "iterations": iters, "forward_backward_ms": t * 1e3,
-                                     "saved_for_backward_MB": saved / 1e6}
+        records[mode] = {"B": B, "n": n, "iterations": iters, "forward_backward_ms": t * 1e3,
+                         "saved_for_backward_MB": saved / 1e6}
         rows.append([mode, f"{t * 1e3:.2f}", f"{saved / 1e6:.2f}"])
     _print_table(f"4. forward + backward, B={B}, {n}x{n}, {iters} iterations, float32",
                  ["grad", "ms", "MB kept for backward"], rows)
-    return results
+    return records
 
 
 def saved_tensor_bytes(build_graph) -> int:
@@ -233,7 +257,7 @@ def saved_tensor_bytes(build_graph) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None) -> dict:
+def bench_distil(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None) -> dict:
     """ms per training step of every method at the default batch size, on real reduced-MTOP sentences, and the
     peak resident memory of the process.
 
@@ -251,53 +275,79 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None)
 
     import torch
 
-    from ..config import defaults_for_encoder
+    from ..config import TrainConfig, defaults_for_encoder
+
+    torch.set_num_threads(2)
+    base = TrainConfig(**{**defaults_for_encoder(encoder), "student_steps": steps, **({"freeze": freeze} if freeze else {})})
+    inputs = distil_bench_inputs(data_dir, encoder, base)
+    variants = [("kd-mse", base), ("kd-kl", base), ("target-supervised", base), ("ot", base),
+                ("ot+kd", base), ("ot (unrolled grad)", dataclasses.replace(base, ot_grad="unrolled"))]
+    results = {"environment": environment(), "encoder": encoder or "small BERT from config", "batch_size": base.batch_size,
+               "steps": steps, "ot_n_iter": base.ot_n_iter, "freeze": base.freeze, "methods": {}}
+    print("optical-ref bench distil:", results["environment"], "| encoder:", results["encoder"])
+    prefix = add_cached_prefix_variants(results, variants, base, inputs)
+    time_distil_variants(results, variants, inputs, prefix, repeats, steps)
+    results["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print_distil_bench(results, base, repeats, steps, encoder, len(inputs["targets"]))
+    return results
+
+
+def distil_bench_inputs(data_dir, encoder, base) -> dict:
+    """Thai bitext, tokenizer, the student's starting encoder, a head and the teacher's precomputed outputs."""
     from ..data import reduced_mtop
     from ..encoder import IntentHead, build_encoder, load_pretrained_encoder
     from ..text import load_tokenizer, train_tokenizer
-    from ..train import TrainConfig, teacher_outputs, train_student
+    from ..train import teacher_outputs
 
-    torch.set_num_threads(2)
     data = reduced_mtop(data_dir, langs=["th"])
     pairs = data.bitext("th")
-    base = TrainConfig(**{**defaults_for_encoder(encoder), "student_steps": steps, **({"freeze": freeze} if freeze else {})})
     if encoder:
         from ..pretrained import KNOWN_ENCODERS, prepare
         folder = prepare(encoder) if encoder in KNOWN_ENCODERS else encoder
         tokenizer = load_tokenizer(folder)
         model = load_pretrained_encoder(folder, max_length=base.max_length)
-        student_init, english = model.with_role(model.prefix_for("query")), model.with_role(model.prefix_for("passage"))
+        student_init, english = model.in_role("query"), model.in_role("passage")
     else:
         tokenizer = train_tokenizer([p.en for p in pairs] + [p.target for p in pairs])
         student_init = english = build_encoder(len(tokenizer), seed=0)
     head = IntentHead(student_init.dim, len(data.intents))
-    teacher = teacher_outputs(english, head, tokenizer, [p.en for p in pairs])
-    labels = [data.intents.index(p.intent) for p in pairs]
-    targets = [p.target for p in pairs]
-    variants = [("kd-mse", base), ("kd-kl", base), ("target-supervised", base), ("ot", base),
-                ("ot+kd", base), ("ot (unrolled grad)", dataclasses.replace(base, ot_grad="unrolled"))]
-    results = {"environment": environment(), "encoder": encoder or "small BERT from config", "batch_size": base.batch_size,
-               "steps": steps, "ot_n_iter": base.ot_n_iter, "freeze": base.freeze, "methods": {}}
-    print("optical-ref bench distill:", results["environment"], "| encoder:", results["encoder"])
+    return {"tokenizer": tokenizer, "student_init": student_init, "head": head,
+            "teacher": teacher_outputs(english, head, tokenizer, [p.en for p in pairs]),
+            "labels": [data.intents.index(p.intent) for p in pairs], "targets": [p.target for p in pairs]}
+
+
+def add_cached_prefix_variants(results, variants, base, inputs):
+    """With freeze=embeddings+K (K >= 1): fill the frozen-prefix cache once and add each method again, cached,
+    plus the default freeze=embeddings kd-mse step; returns the cache (None for K = 0)."""
+    import dataclasses
 
     from ..config import check_layers, frozen_layers
     from ..encoder import FrozenPrefix
+
+    student_init = inputs["student_init"]
     k = frozen_layers(base.freeze)
     check_layers(base, student_init.n_layers)
-    prefix = None
-    if k >= 1:
-        prefix = FrozenPrefix(student_init, tokenizer, k)
-        t0 = time.perf_counter()
-        prefix._fill([student_init.prefix + t for t in targets])
-        results["frozen_prefix_fill_seconds"] = time.perf_counter() - t0
-        variants += [(f"{name} (cached prefix)", cfg) for name, cfg in variants]
-        variants.append(("kd-mse (freeze=embeddings, the default)", dataclasses.replace(base, freeze="embeddings")))
+    if k < 1:
+        return None
+    prefix = FrozenPrefix(student_init, inputs["tokenizer"], k)
+    t0 = time.perf_counter()
+    prefix._fill([student_init.prefix + t for t in inputs["targets"]])
+    results["frozen_prefix_fill_seconds"] = time.perf_counter() - t0
+    variants += [(f"{name} (cached prefix)", cfg) for name, cfg in variants]
+    variants.append(("kd-mse (freeze=embeddings, the default)", dataclasses.replace(base, freeze="embeddings")))
+    return prefix
+
+
+def time_distil_variants(results, variants, inputs, prefix, repeats, steps) -> None:
+    """Each variant's ms per step (timed in turn within every repeat), relative to the kd-mse step."""
+    from ..train import train_student
 
     def runner(name, cfg):
         method = name.split(" ")[0]
         cached = prefix if name.endswith("(cached prefix)") else None
-        return lambda: train_student(method, student_init, head, tokenizer, targets, cfg, 0, teacher=teacher,
-                                     target_labels=labels, frozen_prefix=cached)
+        return lambda: train_student(method, inputs["student_init"], inputs["head"], inputs["tokenizer"],
+                                     inputs["targets"], cfg, 0, teacher=inputs["teacher"],
+                                     target_labels=inputs["labels"], frozen_prefix=cached)
 
     seconds = interleaved_medians({name: runner(name, cfg) for name, cfg in variants}, repeats)
     for name, _ in variants:
@@ -305,16 +355,17 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None)
     if prefix is not None:
         uncached, cached = (results["methods"][n]["ms_per_step"] for n in ("kd-mse", "kd-mse (cached prefix)"))
         default = results["methods"]["kd-mse (freeze=embeddings, the default)"]["ms_per_step"]
-        results["frozen_prefix_cache"] = {"freeze": base.freeze, "uncached_ms_per_step": uncached,
+        results["frozen_prefix_cache"] = {"freeze": results["freeze"], "uncached_ms_per_step": uncached,
                                           "cached_ms_per_step": cached, "speedup": uncached / cached,
                                           "freeze_embeddings_ms_per_step": default,
                                           "speedup_vs_freeze_embeddings": default / cached}
-    results["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kd = results["methods"]["kd-mse"]["ms_per_step"]
-    rows = []
-    for name, r in results["methods"].items():
+    for r in results["methods"].values():
         r["relative_to_kd_mse"] = r["ms_per_step"] / kd
-        rows.append([name, f"{r['ms_per_step']:.1f}", f"{r['relative_to_kd_mse']:.2f}x"])
+
+
+def print_distil_bench(results, base, repeats, steps, encoder, n_targets) -> None:
+    rows = [[name, f"{r['ms_per_step']:.1f}", f"{r['relative_to_kd_mse']:.2f}x"] for name, r in results["methods"].items()]
     _print_table(f"ms per training step ({results['encoder']}, batch {base.batch_size}, Thai bitext, {base.ot_n_iter} "
                  f"Sinkhorn iterations, median of {repeats} x {steps} steps, interleaved)",
                  ["method", "ms/step", "vs kd-mse"], rows)
@@ -322,17 +373,16 @@ def bench_distill(repeats=5, data_dir=None, steps=20, encoder=None, freeze=None)
     print(f"   peak resident memory of the process: {results['peak_rss_MB']:.0f} MB")
     print(f"   target: the OT step (envelope gradient, the default) at most {target}x the kd-mse step: "
           f"{'met' if results['methods']['ot']['relative_to_kd_mse'] <= target else 'NOT met'}")
-    if prefix is not None:
+    if "frozen_prefix_cache" in results:
         c = results["frozen_prefix_cache"]
         print(f"   frozen prefix ({base.freeze}) cached: kd-mse step {c['uncached_ms_per_step']:.1f} -> "
               f"{c['cached_ms_per_step']:.1f} ms, {c['speedup']:.2f}x (filled once in "
-              f"{results['frozen_prefix_fill_seconds']:.1f} s for {len(targets)} sentences); against the default "
+              f"{results['frozen_prefix_fill_seconds']:.1f} s for {n_targets} sentences); against the default "
               f"freeze=embeddings step ({c['freeze_embeddings_ms_per_step']:.1f} ms): "
               f"{c['speedup_vs_freeze_embeddings']:.2f}x")
-    return results
 
 
-def bench_freeze(ks=(0, 3, 6, 9), langs=("hi", "th"), methods=("kd-mse", "ot"), eval_steps=(20, 40, 80),
+def bench_freeze(ks=(0, 3, 6, 9), langs=LOW_RESOURCE_LANGS, methods=("kd-mse", "ot"), eval_steps=(20, 40, 80),
                  data_dir=None, encoder="e5-small") -> dict:
     """How many lower layers to freeze: label-free dev quality against step time, for ``freeze=embeddings+K``.
 

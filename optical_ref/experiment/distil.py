@@ -83,7 +83,7 @@ def distil(encoder: str, bitext, method: str = "ot", settings=None, dev_fraction
     check_layers(tcfg, model.n_layers)
     for p in model.parameters():
         p.requires_grad_(False)
-    teacher, student_init = model.with_role(model.prefix_for("passage")), model.with_role(model.prefix_for("query"))
+    teacher, student_init = model.in_role("passage"), model.in_role("query")
     say(f"[distil] {method} on {len(train_pairs)} pairs of {bitext} ({len(dev_pairs)} held out), encoder {encoder}, "
         f"{tcfg.student_steps} steps")
     english = teacher_outputs(teacher, None, tokenizer, [p.en for p in train_pairs], device)

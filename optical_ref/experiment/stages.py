@@ -141,8 +141,7 @@ def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars
     encoder.eval()
     for p in encoder.parameters():
         p.requires_grad_(False)
-    roles = (encoder.prefix_for("passage"), encoder.prefix_for("query"))
-    return Teacher(encoder.with_role(roles[0]), encoder.with_role(roles[1]), head, summary)
+    return Teacher(encoder.in_role("passage"), encoder.in_role("query"), head, summary)
 
 
 def load_teacher_state(encoder, head, state, tcfg) -> None:
@@ -172,7 +171,7 @@ def train_teacher_stage(tcfg, setting, tokenizer, encoder, head, progress_bars) 
     t0 = time.time()
     bar = tqdm(total=tcfg.teacher_epochs, desc="teacher", unit="epoch", disable=None if progress_bars else True,
                file=sys.stdout)
-    english = encoder.with_role(encoder.prefix_for("passage"))
+    english = encoder.in_role("passage")
     summary = train_teacher(english, head, tokenizer, [u.text for u in setting.en_train], setting.labels(setting.en_train),
                             [u.text for u in setting.en_dev], setting.labels(setting.en_dev), tcfg, seed=0,
                             progress=lambda e, n, h: (bar.update(1), bar.set_postfix(dev_acc=f"{h['dev_acc']:.3f}")))
