@@ -33,7 +33,7 @@ from ..methods import METHODS as METHOD_ORDER
 from ..methods import UPPER_BOUND
 from ..metrics import BY_NAME, HEADLINE, ITEM_METRICS, METRICS
 from .runstore import run_key
-from .stats import CONFIDENCE, N_BOOTSTRAP, hierarchical_difference, holm, mean_interval, paired_arrays, seed_scores
+from .stats import CONFIDENCE, RULE, holm, mean_interval, paired_arrays, seed_scores, studentised_difference
 
 KD_METHODS = ("kd-mse", "kd-kl")
 OT_METHODS = ("ot", "ot+kd")
@@ -134,8 +134,8 @@ def reference_method(records) -> str | None:
 
 
 def differences(records, gold, metric, reference) -> dict:
-    """{(method, column): interval dict} of every other method against ``reference``, by the hierarchical paired
-    bootstrap (training seeds, then test items)."""
+    """{(method, column): interval dict} of every other method against ``reference``, by the studentised paired
+    rule of :mod:`.stats` (training seeds and test items; splits one by one, then combined)."""
     out = {}
     methods = methods_of(records)
     for col in columns_of(records):
@@ -146,7 +146,7 @@ def differences(records, gold, metric, reference) -> dict:
             if m == reference or not scores[m]:
                 continue
             a, b = paired_arrays(scores[m], scores[reference])
-            result = hierarchical_difference(a, b)
+            result = studentised_difference(a, b)
             if result is not None:
                 out[(m, col)] = {**result, "reference": reference}
     return out
@@ -169,7 +169,7 @@ def analyse(records, gold) -> dict:
     for (k, m, col), p_holm in zip(family, adjusted):
         to_reference[k][(m, col)].update(p_holm=p_holm, in_family=True, significant_holm=p_holm < ALPHA)
     return {"reference": reference, "reference_chosen_on": "declared", "correction": "holm", "alpha": ALPHA,
-            "bootstrap": "seeds, then items", "n_boot": N_BOOTSTRAP, "confidence": CONFIDENCE,
+            "rule": RULE, "confidence": CONFIDENCE,
             "steps": "each run at its last evaluated step",
             "family": {"size": len(family), "metrics": [k for k in HEADLINE if k in to_reference],
                        "members": [f"{m} - {reference} | {k} | {col[0]} @ {col[1]}" for k, m, col in family]},
@@ -444,7 +444,7 @@ def plot_budgets(records, gold, path: Path) -> None:
                 dodge = 1 + 0.04 * (methods.index(m) - (len(methods) - 1) / 2)   # on the log axis: no point hides another
                 xs_plot = [x * dodge for x in xs]
                 line, = ax.plot(xs_plot, means, linestyle=style, marker="o", label=m)
-                bands = [mean_interval(paired_arrays(scores, scores)[0], n_boot=500)
+                bands = [mean_interval(paired_arrays(scores, scores)[0])
                          for scores in (seed_scores(by_pairs[x], metric, gold) for x in xs)]
                 if all(b is not None for b in bands):
                     if len(xs) > 1:
