@@ -72,3 +72,97 @@ def test_splits_are_reported_one_by_one_and_combined_by_their_mean():
     assert d["diff"] == pytest.approx(np.mean([s["diff"] for s in d["per_split"]]))
     assert d["se"] ** 2 == pytest.approx(sum(s["se"] ** 2 for s in d["per_split"]) / 4)
     assert studentised_difference({0: a[0]}, {0: zero[0]})["per_split"] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# report DIR [--out DIR2]: the report rebuilt from a run folder's files, without training
+# ------------------------------------------------------------------------------------------------
+def _run_folder(path, n_items=60):
+    """A small synthetic compare folder: config.json (a real configuration: 3 methods, 3 seeds, 2 splits),
+    runs.jsonl (every run of it, with per-item outputs), results.json (teachers, gold labels)."""
+    import json
+
+    from optical_ref.experiment.compare import list_runs
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.runstore import append_record, write_json
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse", "ot"], seeds=["0", "1", "2"],
+                      split_seeds=["0", "1"])
+    rng = np.random.default_rng(11)
+    gold = {str(k): {"de": rng.integers(0, 5, n_items).tolist(), "en": list(range(n_items))} for k in (0, 1)}
+    path.mkdir()
+    for run in list_runs(cfg):
+        truth = np.asarray(gold[str(run["split_seed"])]["de"])
+        pred = np.where(rng.random(n_items) < 0.7, truth, (truth + 1) % 5)
+        rank = rng.integers(1, 12, n_items)
+        append_record(path, {**{k: v for k, v in run.items() if k != "steps"}, "steps": run["steps"][-1],
+                             "dataset": "mtop", "n_pairs": 1149, "intent_acc": float(np.mean(pred == truth)),
+                             "mrr10": float(np.mean(np.where(rank <= 10, 1 / rank, 0))),
+                             "items": {"pred": pred.tolist(), "rank": rank.tolist()}})
+    write_json(path / "config.json", cfg.as_saved())
+    teacher = {"best_dev_acc": 0.9, "vocab_size": 100}
+    write_json(path / "results.json", {"config": cfg.as_saved(), "setting": {"source": "synthetic", "splits": {}},
+                                       "teacher": teacher, "teachers": {"0": teacher, "1": teacher}, "gold": gold,
+                                       "runs": [], "failed_runs": []})
+    return path
+
+
+def test_report_rebuilds_a_folder_to_commit_whose_own_rebuild_gives_the_same_summary(tmp_path):
+    from optical_ref.experiment.rebuild import rebuild
+    folder = _run_folder(tmp_path / "run")
+    rebuild(folder, say=lambda *_: None)
+    committed = tmp_path / "committed"
+    rebuild(folder, committed, say=lambda *_: None)
+    assert {"summary.md", "results.csv", "results.json", "config.json", "runs.jsonl", "budget.png",
+            "differences.png"} <= {p.name for p in committed.iterdir()}
+    first = (committed / "summary.md").read_text(encoding="utf-8")
+    assert first == (folder / "summary.md").read_text(encoding="utf-8")
+    rebuild(committed, say=lambda *_: None)                 # in place, from the committed files alone
+    assert (committed / "summary.md").read_text(encoding="utf-8") == first
+    assert "split by split" in first                         # two splits: each one's own difference is shown
+
+
+def test_every_committed_results_folder_that_holds_its_runs_rebuilds_to_its_summary(tmp_path):
+    from pathlib import Path
+
+    from optical_ref.experiment.rebuild import rebuild
+    results = Path(__file__).resolve().parents[1] / "tutorials" / "results"
+    folders = [p for p in sorted(results.iterdir()) if (p / "runs.jsonl").is_file() or (p / "runs.jsonl.gz").is_file()]
+    for folder in folders:               # none yet: the folders get their runs at their next rerun (report --out)
+        rebuild(folder, tmp_path / folder.name, say=lambda *_: None)
+        assert (tmp_path / folder.name / "summary.md").read_text(encoding="utf-8") == \
+            (folder / "summary.md").read_text(encoding="utf-8"), f"{folder}: summary.md differs from its rebuild"
+
+
+def test_runs_over_1_mb_are_committed_gzipped_and_read_back_the_same(tmp_path, monkeypatch):
+    from optical_ref.experiment import rebuild as rebuild_module
+    from optical_ref.experiment.runstore import read_records
+    folder = _run_folder(tmp_path / "run")
+    monkeypatch.setattr(rebuild_module, "GZIP_OVER", 1000)
+    rebuild_module.rebuild(folder, tmp_path / "c", say=lambda *_: None)
+    assert (tmp_path / "c" / "runs.jsonl.gz").is_file() and not (tmp_path / "c" / "runs.jsonl").exists()
+    assert read_records(tmp_path / "c") == read_records(folder)
+
+
+def _cli(*argv, capsys):
+    from optical_ref.__main__ import main
+    code = main(["report", *map(str, argv)])
+    return code, capsys.readouterr().err
+
+
+def test_report_out_refuses_a_folder_holding_other_files_and_writes_nothing(tmp_path, capsys):
+    folder = _run_folder(tmp_path / "run")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    code, err = _cli(folder, "--out", mine, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and "notes.txt" in err and "Traceback" not in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_report_on_a_folder_without_runs_says_which_file_is_missing_in_one_line(tmp_path, capsys):
+    folder = _run_folder(tmp_path / "run")
+    (folder / "runs.jsonl").unlink()
+    code, err = _cli(folder, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and "runs.jsonl" in err
+    code, err = _cli(tmp_path / "nowhere", capsys=capsys)
+    assert code == 2 and "no such folder" in err
