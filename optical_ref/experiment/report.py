@@ -194,7 +194,11 @@ def _significant(d) -> bool:
 
 
 def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"={p:.3f}"
+    """Three decimals, and one significant figure below 0.001 (not "<0.001"): Holm over a larger family (the
+    verdict's, across designs) can then be recomputed from the summaries."""
+    if p == 0.0:
+        return "=0"
+    return f"={p:.0e}".replace("e-0", "e-") if p < 0.001 else f"={p:.3f}"
 
 
 def format_interval(d) -> str:
