@@ -166,3 +166,122 @@ def test_report_on_a_folder_without_runs_says_which_file_is_missing_in_one_line(
     assert code == 2 and err.count("\n") == 1 and "runs.jsonl" in err
     code, err = _cli(tmp_path / "nowhere", capsys=capsys)
     assert code == 2 and "no such folder" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# The results page (tutorials/results/README.md): its numbers against the committed files
+# ------------------------------------------------------------------------------------------------
+def _results_dir():
+    from pathlib import Path
+    return Path(__file__).resolve().parents[1] / "tutorials" / "results"
+
+
+def _page():
+    """The results page, its line breaks as spaces (a sentence may wrap anywhere)."""
+    return " ".join((_results_dir() / "README.md").read_text(encoding="utf-8").split())
+
+
+INTERVAL = r"([+-]\d+\.\d) \[([+-]\d+\.\d), ([+-]\d+\.\d)\]"
+
+
+def _differences(design: str) -> dict:
+    """{(metric, method, column): {diff, low, high, p, p_holm, bold}} from a committed summary's difference
+    tables to `kd-mse`."""
+    import re
+    lines = (_results_dir() / design / "summary.md").read_text(encoding="utf-8").splitlines()
+    cell = re.compile(INTERVAL + r" p[<=](\S+?)(?:, p_Holm[<=](\S+?))?\**$")
+    out = {}
+    for i, line in enumerate(lines):
+        title = re.match(r"Paired difference to `kd-mse` \((\w+), points\):", line)
+        if not title:
+            continue
+        header = [c.strip() for c in lines[i + 2].strip("|").split("|")]
+        for row in lines[i + 4:]:
+            if not row.startswith("|"):
+                break
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            for column, text in zip(header[1:], cells[1:]):
+                m = cell.search(text)
+                if m:
+                    out[(title.group(1), cells[0], column)] = {
+                        "diff": float(m.group(1)), "low": float(m.group(2)), "high": float(m.group(3)),
+                        "p": float(m.group(4)), "p_holm": float(m.group(5)) if m.group(5) else None,
+                        "bold": text.startswith("**")}
+    return out
+
+
+def test_every_interval_quoted_on_the_results_page_is_in_a_committed_summary():
+    import re
+    summaries = " ".join(p.read_text(encoding="utf-8") for p in _results_dir().glob("*/summary.md"))
+    quoted = re.findall(INTERVAL, _page())
+    assert len(quoted) >= 10
+    for diff, low, high in quoted:
+        assert f"{diff} [{low}, {high}]" in summaries, f"{diff} [{low}, {high}] is in no committed summary"
+
+
+def test_the_page_links_the_summaries_instead_of_copying_their_tables():
+    page = _page()
+    for design in ("default", "pretrained", "pretrained-full", "pretrained-low"):
+        assert f"({design}/summary.md)" in page
+    assert "| method | de @" not in page and "| kd-mse |" not in page
+
+
+def test_holm_family_sizes_on_the_page_are_the_summaries_headline_cells():
+    page = _page()
+    for design, size in (("default", 54), ("pretrained", 36), ("pretrained-full", 15), ("pretrained-low", 15)):
+        family = [k for k, d in _differences(design).items() if d["p_holm"] is not None]
+        assert len(family) == size and (f"{size} in `{design}`" in page or f"{size} tests in `{design}`" in page)
+    assert "(66 tests)" in page
+
+
+def test_verdict_all_pairs_ot_ties_kd_mse_on_retrieval_in_five_languages():
+    d = _differences("pretrained-full")
+    for metric, low, high in (("mrr10", -0.5, 0.1), ("late_mrr10", -0.7, 0.1)):
+        cells = [v for (k, m, _), v in d.items() if k == metric and m == "ot"]
+        assert len(cells) == 5 and min(c["diff"] for c in cells) == low and max(c["diff"] for c in cells) == high
+        assert all(c["p_holm"] >= 0.05 for c in cells)
+    assert min(v["p_holm"] for (k, m, _), v in d.items() if k in ("mrr10", "late_mrr10") and m == "ot") == 0.075
+    spanish = d[("intent_acc", "ot", "es @ all")]
+    assert (spanish["diff"], spanish["low"], spanish["high"], spanish["p_holm"]) == (-1.4, -2.2, -0.7, 0.003)
+    assert "p_Holm 0.003" in _page() and "smallest p_Holm is 0.075" in _page()
+
+
+def test_verdict_at_twenty_pairs_ot_keeps_less_english_everywhere_but_p_is_below_005_in_three_languages_only():
+    d = _differences("pretrained-low")
+    cells = {col.split()[0]: v for (k, m, col), v in d.items() if k == "en_acc" and m == "ot"}
+    assert all(c["diff"] < 0 for c in cells.values()) and len(cells) == 5
+    assert sorted(lang for lang, c in cells.items() if c["p"] < 0.05) == ["de", "fr", "th"]
+    assert (cells["es"]["p"], cells["hi"]["p"]) == (0.052, 0.054)
+    assert "p < 0.05 in three only (de, fr, th)" in _page() and "forgets more English in all five" not in _page()
+
+
+def test_verdict_the_dev_score_falls_with_the_learning_rate_at_20_40_80_steps_but_not_at_10():
+    import json
+    selection = json.loads((_results_dir() / "pretrained-low" / "selection.json").read_text(encoding="utf-8"))
+
+    def falls(steps):
+        by_curve = {}
+        for c in selection["candidates"]:
+            if c["student_steps"] == steps and not c.get("failed"):
+                knob = tuple(sorted((k, v) for k, v in c.items() if k.startswith(("ot_", "kd_"))))
+                by_curve.setdefault((c["method"], knob), []).append((c["lr"], c["score"]))
+        return all(all(a[1] > b[1] for a, b in zip(sorted(v), sorted(v)[1:])) for v in by_curve.values())
+
+    assert falls(20) and falls(40) and falls(80) and not falls(10)
+    assert "at 20, 40 and 80 steps; **not at 10" in _page()
+
+
+def test_verdict_pretrained_is_not_a_replication_of_pretrained_full_at_all_pairs():
+    from optical_ref.experiment.presets import PRESETS
+    one, full = PRESETS["pretrained"], PRESETS["pretrained-full"]
+    assert set(one["split_seeds"]) <= set(full["split_seeds"]) and one["seeds"] == full["seeds"]
+    assert one["method_train"] == full["method_train"] and one["train"] == full["train"]
+    assert "**not a replication**" in _page() and "the `pretrained` design agrees" not in _page()
+
+
+def test_the_committed_rule_averages_splits_without_covering_their_variance_and_the_page_says_so():
+    from optical_ref.experiment.stats import hierarchical_difference
+    ones = np.ones((3, 100))
+    d = hierarchical_difference({0: 0.05 * ones, 1: -0.03 * ones}, {0: 0 * ones, 1: 0 * ones})
+    assert d["low"] == pytest.approx(0.01) and d["high"] == pytest.approx(0.01)   # splits disagree; width 0
+    assert "do **not** cover split-to-split variance" in _page() and "cover both" not in _page()
