@@ -285,3 +285,24 @@ def test_the_committed_rule_averages_splits_without_covering_their_variance_and_
     d = hierarchical_difference({0: 0.05 * ones, 1: -0.03 * ones}, {0: 0 * ones, 1: 0 * ones})
     assert d["low"] == pytest.approx(0.01) and d["high"] == pytest.approx(0.01)   # splits disagree; width 0
     assert "do **not** cover split-to-split variance" in _page() and "cover both" not in _page()
+
+
+def test_the_verdict_corrects_every_design_s_declared_comparisons_together(tmp_path):
+    from optical_ref.experiment.rebuild import write_verdict
+    from optical_ref.experiment.stats import holm
+    one, two = _run_folder(tmp_path / "one"), _run_folder(tmp_path / "two")
+    rows = write_verdict([one, two], tmp_path / "verdict.md", say=lambda *_: None)
+    assert len(rows) == 2 * 2 and [r["design"] for r in rows] == ["one", "one", "two", "two"]   # ot, 2 metrics
+    assert [r["p_holm_verdict"] for r in rows] == pytest.approx(holm([r["p"] for r in rows]))
+    assert all(r["p_holm_verdict"] >= r["p_holm"] for r in rows)             # a larger family: never less strict
+    text = (tmp_path / "verdict.md").read_text(encoding="utf-8")
+    assert "all 4 declared comparisons of one, two together" in text
+
+
+def test_the_verdict_never_overwrites_a_file_and_several_folders_need_it(tmp_path, capsys):
+    folder = _run_folder(tmp_path / "run")
+    (tmp_path / "verdict.md").write_text("mine")
+    code, err = _cli("--verdict", tmp_path / "verdict.md", folder, capsys=capsys)
+    assert code == 2 and "already there" in err and (tmp_path / "verdict.md").read_text() == "mine"
+    code, err = _cli(folder, folder, capsys=capsys)
+    assert code == 2 and "--verdict" in err

@@ -10,7 +10,10 @@ to rebuild it again there: ``config.json``, ``plan.json``, the runs (gzipped to 
 over 1 MB, byte-for-byte reproducible) and ``results.json`` without its copy of the runs. ``report`` run on that
 folder gives the same ``summary.md``. ``--out`` refuses a folder that holds anything but files this toolkit writes
 there (a report's outputs, ``select``'s selection files): nothing a user owns is overwritten. A rebuild takes
-seconds (the quick preset's folder: about 3 s, most of it the figures).
+seconds (the quick preset's folder: about 5 s on 2 CPU cores, most of it the figures).
+
+``report --verdict verdict.md DIR1 DIR2 ...`` gathers the declared comparisons of several designs and corrects
+them by Holm **together**: the family of a verdict drawn from all of them, not each design's alone.
 """
 from __future__ import annotations
 
@@ -26,9 +29,13 @@ GZIP_OVER = 1_000_000                                     # bytes: a larger runs
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("folder", metavar="DIR", help="a compare run folder (runs.jsonl, config.json, results.json)")
+    parser.add_argument("folders", nargs="+", metavar="DIR",
+                        help="a compare run folder (runs.jsonl, config.json, results.json); several with --verdict")
     parser.add_argument("--out", default=None, metavar="DIR2",
                         help="write the report there, with the files that rebuild it (a folder to commit)")
+    parser.add_argument("--verdict", default=None, metavar="FILE",
+                        help="write FILE (a new file): every declared comparison of the folders given, with Holm's "
+                             "correction over all of them together (the verdict's whole family)")
 
 
 def load_results(folder: Path, say=print) -> dict:
@@ -110,9 +117,71 @@ def rebuild(folder, out=None, say=print) -> dict:
     return results
 
 
+def verdict_rows(folders, say=print) -> list:
+    """Every declared comparison (the headline family) of each folder, with its p-value, its Holm-adjusted p within
+    its own design, and Holm over all of them together: the verdict's whole family, in folder order."""
+    from .report import analyse
+    from .stats import holm
+
+    rows = []
+    for folder in map(Path, folders):
+        results = load_results(folder, say)
+        analysis = analyse(results["runs"], results.get("gold", {}))
+        for member in analysis["family"]["members"]:
+            comparison, metric, column = (x.strip() for x in member.split("|"))
+            method = comparison.split(" - ")[0]
+            lang, budget = column.split(" @ ")
+            d = analysis["to_reference"][metric][f"{method}|{lang}|{budget}"]
+            rows.append({"design": folder.name, "comparison": comparison, "metric": metric, "column": column, **d})
+    for row, p_all in zip(rows, holm([r["p"] for r in rows]) if rows else []):
+        row["p_holm_verdict"] = p_all
+    return rows
+
+
+def verdict_markdown(rows: list) -> str:
+    from .report import ALPHA, _p
+    designs = list(dict.fromkeys(r["design"] for r in rows))
+    lines = ["# The verdict's family", "",
+             f"Holm's correction over all {len(rows)} declared comparisons of {', '.join(designs)} together (each "
+             "design's headline family: every method against its reference, every column, the headline metrics); "
+             f"**bold** = p_Holm over the whole family < {ALPHA}. p_Holm (design): within its own design only, as in "
+             "its summary.md. Intervals: 95%, uncorrected.", "",
+             "| design | comparison | metric | column | difference (points) | p | p_Holm (design) | p_Holm (verdict) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        diff = f"{100 * r['diff']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}]"
+        cells = [r["design"], r["comparison"], r["metric"], r["column"], diff, f"p{_p(r['p'])}",
+                 f"p{_p(r['p_holm'])}", f"p{_p(r['p_holm_verdict'])}"]
+        if r["p_holm_verdict"] < ALPHA:
+            cells = [f"**{c}**" for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_verdict(folders, path, say=print) -> list:
+    """``verdict.md`` at ``path`` (refused when a file is already there: it may be a user's)."""
+    from .runstore import write_atomic
+    path = Path(path)
+    if path.exists():
+        raise ValueError(f"--verdict {path}: a file is already there; nothing is written: give a new file name")
+    rows = verdict_rows(folders, say)
+    write_atomic(path, verdict_markdown(rows))
+    return rows
+
+
 def main(args) -> int:
     started = time.time()
-    rebuild(args.folder, args.out)
-    out = Path(args.out or args.folder)
-    print(f"[report] {out / 'summary.md'} and its figures rebuilt from {args.folder} in {time.time() - started:.1f} s")
+    if args.verdict:
+        if args.out:
+            raise ValueError("--verdict FILE DIR ... writes one file; drop --out (rebuild each folder on its own)")
+        rows = write_verdict(args.folders, args.verdict)
+        print(f"[report] {args.verdict}: {len(rows)} declared comparisons of {len(args.folders)} folders, Holm over "
+              f"all of them, in {time.time() - started:.1f} s")
+        return 0
+    if len(args.folders) > 1:
+        raise ValueError(f"report: one folder at a time ({len(args.folders)} given); several only with --verdict FILE")
+    folder = args.folders[0]
+    rebuild(folder, args.out)
+    out = Path(args.out or folder)
+    print(f"[report] {out / 'summary.md'} and its figures rebuilt from {folder} in {time.time() - started:.1f} s")
     return 0
