@@ -8,8 +8,8 @@ rebuilds them from a run folder's files without training: :mod:`.rebuild`).
    training seeds (sample std, ddof = 1; 0 for one seed) and, with several split seeds, over every run;
 2. the declared analysis (:func:`analyse`, stored in ``results.json`` as ``"analysis"``): every method against
    a reference declared before any run (``kd-mse``), never chosen on test data, by one studentised paired rule
-   for interval and p-value (training seeds the unit, test items; :mod:`optical_ref.experiment.stats`), Holm-corrected over the
-   family of headline comparisons; differences to ``zero-shot`` beside them; the count of columns that ``ot``
+   for interval and p-value (training seeds the unit, test items; :mod:`optical_ref.experiment.stats`),
+   Holm-corrected over the family of headline comparisons; differences to ``zero-shot`` beside them; the count of columns that ``ot``
    and ``ot+kd`` win, tie and lose;
 3. diagnostics of the mechanism (plan concentration, token-cloud cosine, norm ratio) per method;
 4. with several split seeds, the training-seed spread next to the split spread.
@@ -538,8 +538,8 @@ def plot_budgets(records, gold, path: Path) -> None:
             ax.grid(alpha=0.3)
         row[0].set_ylabel(BY_NAME[metric].short)
     axes[0][-1].legend(fontsize=8, loc="best")
-    fig.suptitle("mean over seeds; bands (bars for one budget): 95% interval over seeds and test items (t, seeds the unit); "
-                 "methods dodged sideways", fontsize=9)
+    fig.suptitle("mean over seeds; bands (bars for one budget): 95% interval over seeds and test items "
+                 "(t, seeds the unit); methods dodged sideways", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -21,9 +21,9 @@ t_{2, 0.975} = 4.30, not 1.96: that is what an honest interval costs with three 
 dominates the variance, conservative when the test items do). With one seed it is the paired t-test over items.
 
 **Splits** are analysed one by one (``per_split``: each its own D_k, interval and p) and combined as the mean
-of the D_k with variance sum_k Var(D_k) / n_k^2 and Welch-Satterthwaite df: the combined interval is conditional on these splits (two or
-three re-splits are too few to estimate a split-to-split variance of a difference); the per-split rows show
-whether the splits agree.
+of the K splits' D_k, with variance sum_k Var(D_k) / K^2 and Welch-Satterthwaite df: the combined interval is
+conditional on these splits (two or three re-splits are too few to estimate a split-to-split variance of a
+difference); the per-split rows show whether the splits agree.
 
 **Why not the bootstrap** (:func:`hierarchical_difference`, kept to show why): resampling three seeds with
 replacement sees only 10 distinct seed sets and shrinks their variance by (n-1)/n, and reading its standard
