@@ -9,8 +9,8 @@ rebuilds them from a run folder's files without training: :mod:`.rebuild`).
 2. the declared analysis (:func:`analyse`, stored in ``results.json`` as ``"analysis"``): every method against
    a reference declared before any run (``kd-mse``), never chosen on test data, by one studentised paired rule
    for interval and p-value (training seeds the unit, test items; :mod:`optical_ref.experiment.stats`),
-   Holm-corrected over the family of headline comparisons; differences to ``zero-shot`` beside them; the count of columns that ``ot``
-   and ``ot+kd`` win, tie and lose;
+   Holm-corrected over the family of headline comparisons; differences to ``zero-shot`` beside them; the count
+   of columns that ``ot`` and ``ot+kd`` win, tie and lose;
 3. diagnostics of the mechanism (plan concentration, token-cloud cosine, norm ratio) per method;
 4. with several split seeds, the training-seed spread next to the split spread.
 
