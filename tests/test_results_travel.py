@@ -308,3 +308,16 @@ def test_the_verdict_never_overwrites_a_file_and_several_folders_need_it(tmp_pat
     assert code == 2 and "already there" in err and (tmp_path / "verdict.md").read_text() == "mine"
     code, err = _cli(folder, folder, capsys=capsys)
     assert code == 2 and "--verdict" in err
+
+
+def test_report_rebuilds_what_compare_wrote_without_training(tiny_data, tmp_path):
+    from optical_ref.experiment.compare import run_comparison
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.rebuild import rebuild
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse", "ot"], seeds=[0, 1],
+                      data_dir=str(tiny_data), train_overrides={"teacher_epochs": 1, "student_steps": 3})
+    run_comparison(cfg, tmp_path / "run", progress_bars=False)
+    rebuild(tmp_path / "run", tmp_path / "committed", say=lambda *_: None)
+    assert (tmp_path / "committed" / "summary.md").read_text(encoding="utf-8") == \
+        (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")
+    assert (tmp_path / "committed" / "results.csv").read_bytes() == (tmp_path / "run" / "results.csv").read_bytes()
