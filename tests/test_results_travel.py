@@ -107,6 +107,8 @@ def _run_folder(path, n_items=60):
 
 
 def test_report_rebuilds_a_folder_to_commit_whose_own_rebuild_gives_the_same_summary(tmp_path):
+    import json
+
     from optical_ref.experiment.rebuild import rebuild
     folder = _run_folder(tmp_path / "run")
     rebuild(folder, say=lambda *_: None)
@@ -118,6 +120,7 @@ def test_report_rebuilds_a_folder_to_commit_whose_own_rebuild_gives_the_same_sum
     assert first == (folder / "summary.md").read_text(encoding="utf-8")
     rebuild(committed, say=lambda *_: None)                 # in place, from the committed files alone
     assert (committed / "summary.md").read_text(encoding="utf-8") == first
+    assert "runs" not in json.loads((committed / "results.json").read_text(encoding="utf-8"))   # once, beside it
     assert "split by split" in first                         # two splits: each one's own difference is shown
 
 

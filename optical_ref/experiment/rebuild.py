@@ -99,7 +99,7 @@ def copy_for_commit(folder: Path, out: Path) -> None:
 def rebuild(folder, out=None, say=print) -> dict:
     """Rebuild the report of the run folder ``folder`` into ``out`` (default: the folder itself); the results."""
     from .report import analyse, write_csv, write_report
-    from .runstore import write_json
+    from .runstore import read_json, write_json
 
     folder = Path(folder)
     out = Path(out) if out is not None else folder
@@ -107,11 +107,13 @@ def rebuild(folder, out=None, say=print) -> dict:
     results = load_results(folder, say)
     results["analysis"] = analyse(results["runs"], results.get("gold", {}))
     out.mkdir(parents=True, exist_ok=True)
-    if out.resolve() == folder.resolve():
-        write_json(out / "results.json", results)
-    else:
+    in_place = out.resolve() == folder.resolve()
+    # a compare folder's results.json carries the runs (merge and resume read it); a committed one leaves them to
+    # runs.jsonl(.gz) beside it, and an in-place rebuild keeps it that way
+    with_runs = in_place and bool(read_json(folder / "results.json", "results", "restore it").get("runs"))
+    if not in_place:
         copy_for_commit(folder, out)
-        write_json(out / "results.json", {k: v for k, v in results.items() if k != "runs"})
+    write_json(out / "results.json", results if with_runs else {k: v for k, v in results.items() if k != "runs"})
     write_csv(results["runs"], out / "results.csv")
     write_report(results, out)
     return results
