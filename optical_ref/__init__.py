@@ -13,7 +13,7 @@ The map, one way from top to bottom (nothing reaches back up):
     losses.py      KD-MSE, KD-KL and the OT distillation loss
     train.py       plain training loops: teacher, students (explicit dispatch by method)
     evaluate.py    intent accuracy, macro-F1, retrieval (MRR@10, Recall@1), kNN intent accuracy; Evaluator
-    stats.py       paired bootstrap intervals over test items
+    stats.py       paired differences: one studentised rule (seeds the unit) for interval and p; Holm
     runstore.py    the run folder as a robust store; provenance.py the software/machine record
     methods.py     the method identifiers (zero-shot, kd-mse, kd-kl, ot, ot+kd, target-supervised)
     compare.py     the OT-vs-KD comparison as named stages; report.py its summary tables and plots
