@@ -13,6 +13,8 @@ from . import __version__
 COMMANDS = {
     # name: (module, one-line help)
     "compare": ("optical_ref.experiment.compare", "the OT-vs-KD comparison on reduced MTOP (the main job)"),
+    "report": ("optical_ref.experiment.rebuild",
+               "rebuild a compare folder's summary, CSV and figures from its files, without training"),
     "distil": ("optical_ref.experiment.distil", "distil your own student from any bitext file and save it as a standard checkpoint"),
     "select": ("optical_ref.experiment.selection", "label-free tuning on the dev bitext, the same budget for every method (lr x knob x steps)"),
     "data-summary": ("optical_ref.data.summary", "where the data is, what it holds, checksums"),

@@ -267,7 +267,7 @@ class Evaluator:
     utterances) and, per language, the retrieval pool (the English translations of the target test set).
     Each student's target test sentences are then encoded once and shared by the head, kNN and retrieval.
 
-    ``evaluate`` returns the metrics and, under ``"items"``, the per-item outputs a paired bootstrap needs
+    ``evaluate`` returns the metrics and, under ``"items"``, the per-item outputs paired differences need
     (head prediction, kNN prediction, pooled and late-interaction retrieval ranks, English prediction), as small
     integer lists; and under ``"diagnostics"`` the mechanism numbers (given ``tcfg``, the training settings):
     the training plan's concentration on the test pairs, the student's token-cloud cosine, and the student's

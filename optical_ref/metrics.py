@@ -5,7 +5,7 @@ predicted intent); everything downstream — the run store, the statistics, the 
 metrics from :data:`METRICS`, so a new metric is one row here plus the output that feeds it.
 
 Every metric but macro-F1 is a **mean over test items** of a per-item score (1/rank or 0 for MRR@10, 1 or 0
-for a hit or a correct intent), so a paired bootstrap over items (:mod:`optical_ref.experiment.stats`) applies to it.
+for a hit or a correct intent), so paired differences over items (:mod:`optical_ref.experiment.stats`) apply to it.
 """
 from __future__ import annotations
 

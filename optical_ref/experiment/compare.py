@@ -19,7 +19,8 @@ report                     summary.md, CSV/JSON, plots, intervals      ``report.
 Outputs in ``--out``: ``runs.jsonl`` (one record per finished run; ``--resume DIR`` skips those),
 ``results.json``, ``results.csv``, ``summary.md``, ``budget.png``, ``differences.png``, ``plan.png`` (with
 ``--eval-steps`` also ``curve.png``),
-``config.json`` and ``teacher/split-<seed>/`` (the teacher of each split, reused on resume).
+``config.json`` and ``teacher/split-<seed>/`` (the teacher of each split, reused on resume). ``python -m
+optical_ref report DIR`` rebuilds the report from those files without training (:mod:`.rebuild`).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The comparison's report, rebuilt from ``results.json`` alone: ``summary.md`` and the PNG plots.
+"""The comparison's report: ``summary.md`` and the PNG plots, from a results.json's content (``report DIR``
+rebuilds them from a run folder's files without training: :mod:`.rebuild`).
 
 ``summary.md``, retrieval first (the research question is about cross-lingual retrieval models):
 
@@ -6,10 +7,10 @@
    kNN accuracy, macro-F1, English accuracy), a column per language @ bitext budget, each cell mean ± std over
    training seeds (sample std, ddof = 1; 0 for one seed) and, with several split seeds, over every run;
 2. the declared analysis (:func:`analyse`, stored in ``results.json`` as ``"analysis"``): every method against
-   a reference declared before any run (``kd-mse``), never chosen on test data, by the hierarchical paired
-   bootstrap (training seeds, then items; :mod:`optical_ref.experiment.stats`) with p-values, Holm-corrected over the
-   family of headline comparisons; differences to ``zero-shot`` beside them; the count of columns that ``ot``
-   and ``ot+kd`` win, tie and lose;
+   a reference declared before any run (``kd-mse``), never chosen on test data, by one studentised paired rule
+   for interval and p-value (training seeds the unit, test items; :mod:`optical_ref.experiment.stats`),
+   Holm-corrected over the family of headline comparisons; differences to ``zero-shot`` beside them; the count
+   of columns that ``ot`` and ``ot+kd`` win, tie and lose;
 3. diagnostics of the mechanism (plan concentration, token-cloud cosine, norm ratio) per method;
 4. with several split seeds, the training-seed spread next to the split spread.
 
@@ -33,7 +34,7 @@ from ..methods import METHODS as METHOD_ORDER
 from ..methods import UPPER_BOUND
 from ..metrics import BY_NAME, HEADLINE, ITEM_METRICS, METRICS
 from .runstore import run_key
-from .stats import CONFIDENCE, N_BOOTSTRAP, hierarchical_difference, holm, mean_interval, paired_arrays, seed_scores
+from .stats import CONFIDENCE, RULE, holm, mean_interval, paired_arrays, seed_scores, studentised_difference
 
 KD_METHODS = ("kd-mse", "kd-kl")
 OT_METHODS = ("ot", "ot+kd")
@@ -134,8 +135,8 @@ def reference_method(records) -> str | None:
 
 
 def differences(records, gold, metric, reference) -> dict:
-    """{(method, column): interval dict} of every other method against ``reference``, by the hierarchical paired
-    bootstrap (training seeds, then test items)."""
+    """{(method, column): interval dict} of every other method against ``reference``, by the studentised paired
+    rule of :mod:`.stats` (training seeds and test items; splits one by one, then combined)."""
     out = {}
     methods = methods_of(records)
     for col in columns_of(records):
@@ -146,7 +147,7 @@ def differences(records, gold, metric, reference) -> dict:
             if m == reference or not scores[m]:
                 continue
             a, b = paired_arrays(scores[m], scores[reference])
-            result = hierarchical_difference(a, b)
+            result = studentised_difference(a, b)
             if result is not None:
                 out[(m, col)] = {**result, "reference": reference}
     return out
@@ -169,7 +170,7 @@ def analyse(records, gold) -> dict:
     for (k, m, col), p_holm in zip(family, adjusted):
         to_reference[k][(m, col)].update(p_holm=p_holm, in_family=True, significant_holm=p_holm < ALPHA)
     return {"reference": reference, "reference_chosen_on": "declared", "correction": "holm", "alpha": ALPHA,
-            "bootstrap": "seeds, then items", "n_boot": N_BOOTSTRAP, "confidence": CONFIDENCE,
+            "rule": RULE, "confidence": CONFIDENCE,
             "steps": "each run at its last evaluated step",
             "family": {"size": len(family), "metrics": [k for k in HEADLINE if k in to_reference],
                        "members": [f"{m} - {reference} | {k} | {col[0]} @ {col[1]}" for k, m, col in family]},
@@ -193,7 +194,11 @@ def _significant(d) -> bool:
 
 
 def _p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"={p:.3f}"
+    """Three decimals, and one significant figure below 0.001 (not "<0.001"): Holm over a larger family (the
+    verdict's, across designs) can then be recomputed from the summaries."""
+    if p == 0.0:
+        return "=0"
+    return f"={p:.0e}".replace("e-0", "e-") if p < 0.001 else f"={p:.3f}"
 
 
 def format_interval(d) -> str:
@@ -211,6 +216,20 @@ def difference_table(records, diffs) -> str:
         if all(c is None for c in cells):
             continue
         lines.append(f"| {m} | " + " | ".join("–" if c is None else format_interval(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def per_split_table(records, diffs) -> str:
+    """Each split's own difference and interval (the cells' ``per_split``), a row per method and split."""
+    columns = columns_of(records)
+    lines = ["| method | split | " + " | ".join(f"{lang} @ {b}" for lang, b in columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    for m in methods_of(records):
+        cells = [diffs.get((m, (lang, str(b)))) for lang, b in columns]
+        splits = sorted({s["split"] for c in cells if c for s in c.get("per_split", [])})
+        for k in splits:
+            row = [next((s for s in (c or {}).get("per_split", []) if s["split"] == k), None) for c in cells]
+            lines.append(f"| {m} | {k} | " + " | ".join("–" if s is None else format_interval(s) for s in row) + " |")
     return "\n".join(lines)
 
 
@@ -267,89 +286,146 @@ def diagnostics_table(records) -> str:
 
 
 def write_report(results: dict, out: Path) -> None:
+    """``summary.md`` and the plots of ``results`` (a results.json's content) into the folder ``out``."""
     out = Path(out)
-    curve, cfg, gold = results["runs"], results["config"], results.get("gold", {})
-    records, curves = final_records(curve), is_curve(curve)
-    failed = results.get("failed_runs", [])
+    view = report_view(results)
+    (out / "summary.md").write_text(summary_markdown(view), encoding="utf-8")
+    write_figures(view, out)
+
+
+def report_view(results: dict) -> dict:
+    """What the summary and the plots read: the final records, the analysis (recomputed when absent), the
+    differences per metric, and the run's description."""
+    curve, gold = results["runs"], results.get("gold", {})
+    records = final_records(curve)
     analysis = results.get("analysis") or analyse(records, gold)
-    reference = analysis["reference"]
-    seeds = sorted({r["seed"] for r in records})
-    splits = sorted({r["split_seed"] for r in records})
-    teachers = results.get("teachers") or {"0": results["teacher"]}
-    teacher_text = ", ".join(f"split {s}: {100 * t['best_dev_acc']:.1f}%" for s, t in teachers.items())
-    settings = cfg.get("settings") or {}
-    metrics = [(m.name, m.label) for m in METRICS if has_metric(records, m.name)]
     diff_metrics = [k for k in ITEM_METRICS if has_metric(records, k)]
-    to_reference = {k: _diffs_of(analysis, "to_reference", k) for k in diff_metrics}
-    to_zero_shot = {k: _diffs_of(analysis, "to_zero_shot", k) for k in diff_metrics}
-    parts = [
-        f"# OT vs KD: {cfg['dataset']} ({results['setting'].get('source', '')})",
-        "",
-        f"Preset `{cfg['preset']}`; encoder: {cfg.get('encoder') or 'small BERT from config'}; split seeds {splits}; "
-        f"training seeds {seeds}; teacher English dev accuracy {teacher_text}. "
-        f"Settings changed with --set: {json.dumps(settings) if settings else 'none'} "
-        f"(every training value used is in results.json, config.train).",
-        "",
-        "**How to read it.** Mean tables: mean ± std over runs (training seeds, and split seeds where several), in %; "
-        "bold = best mean among the methods that use no target-language labels. Difference tables: the paired "
-        f"difference to a reference method, in points, with its {int(100 * CONFIDENCE)}% hierarchical bootstrap "
-        f"interval ({N_BOOTSTRAP} replicates: training seeds, then test items, resampled jointly for all methods, "
-        "each split on its own; the interval covers seed-to-seed variance) and its two-sided bootstrap p-value. "
-        f"The reference is declared before any run (`{reference}`), never chosen on test data. The family of "
-        f"declared comparisons (every method against `{reference}` on the headline metrics "
-        f"{', '.join(analysis['family']['metrics']) or '–'}, every column: {analysis['family']['size']} tests) is "
-        f"corrected by Holm's method; there **bold** = significant after Holm (p_Holm < {ALPHA}). Elsewhere "
-        "(other metrics, differences to zero-shot) bold = the interval excludes 0, uncorrected.",
-        "",
-    ]
-    if curves:
-        steps = sorted({r.get("steps") or 0 for r in curve if r["method"] != "zero-shot"})
+    return {"results": results, "curve": curve, "records": records, "gold": gold, "analysis": analysis,
+            "reference": analysis["reference"], "diff_metrics": diff_metrics, "curves": is_curve(curve),
+            "present_ot": [m for m in OT_METHODS if m in methods_of(records)],
+            "splits": sorted({r["split_seed"] for r in records}),
+            "to_reference": {k: _diffs_of(analysis, "to_reference", k) for k in diff_metrics},
+            "to_zero_shot": {k: _diffs_of(analysis, "to_zero_shot", k) for k in diff_metrics}}
+
+
+def summary_markdown(view: dict) -> str:
+    parts = (_header_part(view) + _how_to_read_part(view) + _curve_and_failures_part(view) + _verdict_count_part(view)
+             + _metric_parts(view) + _diagnostics_part(view) + _spread_part(view) + _tokenizer_part(view))
+    return "\n".join(parts)
+
+
+def _teachers(results: dict) -> dict:
+    return results.get("teachers") or {"0": results["teacher"]}
+
+
+def _header_part(view) -> list:
+    results, records = view["results"], view["records"]
+    cfg, settings = results["config"], results["config"].get("settings") or {}
+    seeds = sorted({r["seed"] for r in records})
+    teacher_text = ", ".join(f"split {s}: {100 * t['best_dev_acc']:.1f}%" for s, t in _teachers(results).items())
+    return [f"# OT vs KD: {cfg['dataset']} ({results['setting'].get('source', '')})", "",
+            f"Preset `{cfg['preset']}`; encoder: {cfg.get('encoder') or 'small BERT from config'}; split seeds "
+            f"{view['splits']}; training seeds {seeds}; teacher English dev accuracy {teacher_text}. "
+            f"Settings changed with --set: {json.dumps(settings) if settings else 'none'} "
+            f"(every training value used is in results.json, config.train).", ""]
+
+
+def _how_to_read_part(view) -> list:
+    analysis, reference = view["analysis"], view["reference"]
+    family = analysis["family"]
+    return ["**How to read it.** Mean tables: mean ± std over runs (training seeds, and split seeds where several), "
+            "in %; bold = best mean among the methods that use no target-language labels. Difference tables: the "
+            f"paired difference to a reference method, in points, with its {int(100 * CONFIDENCE)}% interval and its "
+            "two-sided p-value, both from one studentised rule (training seeds the unit: t on n_seeds - 1 df, the "
+            "item variance every seed shares added; each split on its own, splits combined by their mean and "
+            "conditional on them): the interval excludes 0 exactly when p < 0.05. "
+            f"The reference is declared before any run (`{reference}`), never chosen on test data. Holm's "
+            f"correction holds the family-wise error at {ALPHA} over the declared family: every method against "
+            f"`{reference}` on the headline metrics {', '.join(family['metrics']) or '–'}, every column, splits "
+            f"combined ({family['size']} tests; listed in results.json, analysis.family); there **bold** = "
+            f"p_Holm < {ALPHA}. Outside it (other metrics, differences to zero-shot, per-split rows) bold = p < "
+            f"{ALPHA}, uncorrected.", ""]
+
+
+def _curve_and_failures_part(view) -> list:
+    parts, failed = [], view["results"].get("failed_runs", [])
+    if view["curves"]:
+        steps = sorted({r.get("steps") or 0 for r in view["curve"] if r["method"] != "zero-shot"})
         parts += [f"Learning curves: students evaluated at steps {steps}; every table reads each run at its last "
                   "step, `curve.png` shows the headline metrics at every step.", ""]
     if failed:
         parts += [f"**{len(failed)} run(s) failed and are not scored** (see results.json, failed_runs):", ""]
         parts += [f"- {r['method']} {r['lang']} budget={r['budget']} seed={r['seed']}: {r['failed']}" for r in failed]
         parts.append("")
-    present_ot = [m for m in OT_METHODS if m in methods_of(records)]
-    if present_ot and reference and diff_metrics:
-        parts += [f"## Does OT beat `{reference}`? (columns won / tied / lost; significant after Holm on the headline "
-                  "metrics, by the interval elsewhere)", "",
-                  "| metric | " + " | ".join(present_ot) + " |", "|---" * (1 + len(present_ot)) + "|"]
-        for k in diff_metrics:
-            cells = ["{} / {} / {}".format(*win_tie_loss(records, to_reference[k], m)) for m in present_ot]
-            parts.append(f"| {k}{' (headline)' if k in HEADLINE else ''} | " + " | ".join(cells) + " |")
-        parts.append("")
-    for k, name in metrics:
+    return parts
+
+
+def _verdict_count_part(view) -> list:
+    present_ot, reference, records = view["present_ot"], view["reference"], view["records"]
+    if not (present_ot and reference and view["diff_metrics"]):
+        return []
+    parts = [f"## Does OT beat `{reference}`? (columns won / tied / lost; significant after Holm on the headline "
+             "metrics, p < 0.05 elsewhere)", "",
+             "| metric | " + " | ".join(present_ot) + " |", "|---" * (1 + len(present_ot)) + "|"]
+    for k in view["diff_metrics"]:
+        cells = ["{} / {} / {}".format(*win_tie_loss(records, view["to_reference"][k], m)) for m in present_ot]
+        parts.append(f"| {k}{' (headline)' if k in HEADLINE else ''} | " + " | ".join(cells) + " |")
+    return parts + [""]
+
+
+def _metric_parts(view) -> list:
+    records, reference, parts = view["records"], view["reference"], []
+    for k, name in [(m.name, m.label) for m in METRICS if has_metric(records, m.name)]:
         parts += [f"## {name}", "", markdown_table(records, k), ""]
-        if to_reference.get(k):
+        if view["to_reference"].get(k):
             parts += [f"Paired difference to `{reference}` ({k}, points):", "",
-                      difference_table(records, to_reference[k]), ""]
-        if k in HEADLINE and to_zero_shot.get(k):
+                      difference_table(records, view["to_reference"][k]), ""]
+            if k in HEADLINE and len(view["splits"]) > 1:
+                parts += [f"The same, split by split ({k}, points; uncorrected):", "",
+                          per_split_table(records, view["to_reference"][k]), ""]
+        if k in HEADLINE and view["to_zero_shot"].get(k):
             parts += [f"Paired difference to zero-shot ({k}, points):", "",
-                      difference_table(records, to_zero_shot[k]), ""]
-    diagnostics = diagnostics_table(records)
-    if diagnostics:
-        parts += ["## Why: diagnostics of the mechanism (test pairs, mean over runs)", "",
-                  "The training plan (cost, eps rule and iterations of the loss) between each student's tokens at the "
-                  "aligned layer and the teacher's English tokens; the spread of the student's token cloud; the size of "
-                  "its pooled vector next to the teacher's.", "", diagnostics, ""]
-    if len(splits) > 1:
+                      difference_table(records, view["to_zero_shot"][k]), ""]
+    return parts
+
+
+def _diagnostics_part(view) -> list:
+    diagnostics = diagnostics_table(view["records"])
+    if not diagnostics:
+        return []
+    return ["## Why: diagnostics of the mechanism (test pairs, mean over runs)", "",
+            "The training plan (cost, eps rule and iterations of the loss) between each student's tokens at the "
+            "aligned layer and the teacher's English tokens; the spread of the student's token cloud; the size of "
+            "its pooled vector next to the teacher's.", "", diagnostics, ""]
+
+
+def _spread_part(view) -> list:
+    parts = []
+    if len(view["splits"]) > 1:
         for k in HEADLINE:
-            if has_metric(records, k):
+            if has_metric(view["records"], k):
                 parts += [f"## Spread of {k}: training seeds vs re-splits (points, averaged over columns)", "",
-                          spread_table(records, k), ""]
-    vocab = {s: t.get("vocab_size") for s, t in teachers.items()}
-    parts += ["## Tokenizer", "",
-              f"Vocabulary size per split: {vocab}. "
-              + ("The checkpoint's own tokenizer." if cfg.get("encoder") else
-                 "Trained on the English training utterances and the target side of the training bitext of every "
-                 "language in the run (all of it, whatever the budget); never on dev or test sentences."), ""]
-    (out / "summary.md").write_text("\n".join(parts), encoding="utf-8")
-    plot_budgets(records, gold, out / "budget.png")
-    if present_ot and reference:
-        plot_differences(records, to_reference, reference, out / "differences.png")
-    if curves:
-        plot_curve(curve, out / "curve.png")
+                          spread_table(view["records"], k), ""]
+    return parts
+
+
+def _tokenizer_part(view) -> list:
+    cfg = view["results"]["config"]
+    vocab = {s: t.get("vocab_size") for s, t in _teachers(view["results"]).items()}
+    return ["## Tokenizer", "",
+            f"Vocabulary size per split: {vocab}. "
+            + ("The checkpoint's own tokenizer." if cfg.get("encoder") else
+               "Trained on the English training utterances and the target side of the training bitext of every "
+               "language in the run (all of it, whatever the budget); never on dev or test sentences."), ""]
+
+
+def write_figures(view: dict, out: Path) -> None:
+    """budget.png, differences.png (with OT methods), curve.png (learning curves), plan.png (with plan.json)."""
+    plot_budgets(view["records"], view["gold"], out / "budget.png")
+    if view["present_ot"] and view["reference"]:
+        plot_differences(view["records"], view["to_reference"], view["reference"], out / "differences.png")
+    if view["curves"]:
+        plot_curve(view["curve"], out / "curve.png")
     if (out / "plan.json").is_file():
         plot_plan(json.loads((out / "plan.json").read_text(encoding="utf-8")), out / "plan.png")
 
@@ -375,7 +451,8 @@ def write_csv(records, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The example plan: the plan the loss used, for one real test sentence pair (plan.json, then plan.png)
+# The example plan: one real test sentence pair, with the loss's cost, eps rule and iteration count but solved on
+# this pair alone in float64 (its own eps from the rule), so an illustration of the loss's plans, not one it used
 # --------------------------------------------------------------------------------------------------
 def example_plan_lang(langs) -> str:
     """The example plan's language: a Latin-script one when there is one (readable without extra fonts)."""
@@ -387,8 +464,9 @@ def example_plan_method(methods) -> str:
 
 
 def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Path) -> None:
-    """The transport plan between one real test sentence (student) and its English translation (teacher),
-    computed exactly as the training loss computes it: the same cost, eps rule and fixed iterations."""
+    """The transport plan between one real test sentence (student) and its English translation (teacher), with
+    the training loss's cost, eps rule and fixed iterations, but solved for this one pair in float64: its eps comes
+    from this pair's costs, so it illustrates the plans the loss computes rather than reproducing one of them."""
     import torch
 
     from ..ot_torch import cost_matrix, effective_eps, sinkhorn
@@ -422,7 +500,8 @@ def _pyplot():
 
 
 def plot_budgets(records, gold, path: Path) -> None:
-    """Mean vs bitext budget per language, with 95% bootstrap bands over test items; one row per metric."""
+    """Mean vs bitext budget per language, with 95% bands by the rule of the difference tables (seeds and items);
+    one row per metric."""
     plt = _pyplot()
     langs = sorted({r["lang"] for r in records}, key=lang_order)
     metrics = [k for k in HEADLINE if has_metric(records, k)]
@@ -444,7 +523,7 @@ def plot_budgets(records, gold, path: Path) -> None:
                 dodge = 1 + 0.04 * (methods.index(m) - (len(methods) - 1) / 2)   # on the log axis: no point hides another
                 xs_plot = [x * dodge for x in xs]
                 line, = ax.plot(xs_plot, means, linestyle=style, marker="o", label=m)
-                bands = [mean_interval(paired_arrays(scores, scores)[0], n_boot=500)
+                bands = [mean_interval(paired_arrays(scores, scores)[0])
                          for scores in (seed_scores(by_pairs[x], metric, gold) for x in xs)]
                 if all(b is not None for b in bands):
                     if len(xs) > 1:
@@ -459,8 +538,8 @@ def plot_budgets(records, gold, path: Path) -> None:
             ax.grid(alpha=0.3)
         row[0].set_ylabel(BY_NAME[metric].short)
     axes[0][-1].legend(fontsize=8, loc="best")
-    fig.suptitle("mean over seeds; bands (bars for one budget): 95% bootstrap interval over test items; "
-                 "methods dodged sideways", fontsize=9)
+    fig.suptitle("mean over seeds; bands (bars for one budget): 95% interval over seeds and test items "
+                 "(t, seeds the unit); methods dodged sideways", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -549,7 +628,7 @@ def plot_plan(plan: dict, path: Path) -> None:
     ax.set_yticks(range(len(rows)), rows, **({"fontname": font} if font else {}))
     ax.set_xlabel("teacher tokens (English)")
     ax.set_ylabel(f"student tokens ({plan['lang']})")
-    iters = f", {plan['n_iter']} iterations (as in training)" if plan.get("n_iter") else ""
+    iters = f", {plan['n_iter']} iterations (the loss's count; this pair alone, float64)" if plan.get("n_iter") else ""
     ax.set_title(f"transport plan, eps={plan['eps']:.3g}{iters}", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="P_ij x n (row sums = 1)")
     with warnings.catch_warnings():  # scripts without an installed font show as boxes, not as errors

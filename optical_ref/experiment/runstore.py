@@ -57,13 +57,28 @@ def record_problem(record) -> str | None:
     return None
 
 
+def runs_path(out) -> Path | None:
+    """The folder's ``runs.jsonl``, or its gzipped copy ``runs.jsonl.gz`` (a results folder made for committing),
+    or None."""
+    for name in ("runs.jsonl", "runs.jsonl.gz"):
+        if (Path(out) / name).is_file():
+            return Path(out) / name
+    return None
+
+
 def read_records(out, say=print) -> list:
-    """The valid records of ``out/runs.jsonl``, each run once; bad lines are reported and skipped."""
-    path = Path(out) / "runs.jsonl"
-    if not path.is_file():
+    """The valid records of ``out/runs.jsonl`` (or ``runs.jsonl.gz``), each run once; bad lines are reported and
+    skipped."""
+    import gzip
+    path = runs_path(out)
+    if path is None:
         return []
+    try:
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as err:
+        raise RunFolderError(f"{path}: not a readable gzip file ({err}); restore it from the repository") from None
     records, seen = [], {}
-    for line_no, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    for line_no, raw in enumerate(data.splitlines(), start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as err:   # one damaged line costs its run, never the others

@@ -1,0 +1,326 @@
+"""Results anyone can recompute, and statistics that hold with three seeds (issue #30): one studentised rule for
+the interval and the p-value of a difference, checked by simulation under the null; the ``report`` command that
+rebuilds a run folder's report from its files without training; the results page's numbers against the files."""
+import numpy as np
+import pytest
+
+from optical_ref.experiment.stats import hierarchical_difference, studentised_difference
+
+
+def _null_comparison(rng, n_seeds=3, n_items=200, seed_sd=0.02, item_sd=0.02, noise_sd=0.05):
+    """Two methods equal in expectation, seed-dominated variance: each training seed moves a method's mean by
+    seed_sd (0.02: 2 points), each item carries a per-method effect shared by all seeds (item_sd) and noise."""
+    base = rng.random(n_items)                                    # item difficulty, shared by both methods
+    a = (base + rng.normal(0, item_sd, n_items) + rng.normal(0, seed_sd, (n_seeds, 1))
+         + rng.normal(0, noise_sd, (n_seeds, n_items)))
+    b = base + rng.normal(0, seed_sd, (n_seeds, 1)) + rng.normal(0, noise_sd, (n_seeds, n_items))
+    return {0: a}, {0: b}
+
+
+def test_with_three_seeds_under_the_null_the_rule_rejects_at_most_6_percent_of_2000_comparisons():
+    rng = np.random.default_rng(30)
+    rejected = [studentised_difference(*_null_comparison(rng))["p"] < 0.05 for _ in range(2000)]
+    assert np.mean(rejected) <= 0.06
+
+
+def test_the_previous_rule_bootstrap_se_against_a_normal_fails_the_same_null():
+    rng = np.random.default_rng(30)
+    rejected = [hierarchical_difference(*_null_comparison(rng), n_boot=500)["p"] < 0.05 for _ in range(300)]
+    assert np.mean(rejected) > 0.15       # 0.21 over the 2,000 comparisons with 2,000 replicates
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.004, 0.01, -0.03])
+def test_the_interval_excludes_zero_exactly_when_p_is_below_005(shift):
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        a, b = _null_comparison(rng)
+        d = studentised_difference({0: a[0] + shift}, b)
+        assert (d["low"] > 0 or d["high"] < 0) == (d["p"] < 0.05) == d["significant"]
+
+
+def test_with_three_seeds_the_interval_uses_t_on_two_degrees_of_freedom():
+    seeds = np.array([[0.01], [0.03], [0.05]]) + np.zeros((3, 100))    # no item variation: seeds only
+    d = studentised_difference({0: seeds}, {0: np.zeros((3, 100))})
+    se = np.std([0.01, 0.03, 0.05], ddof=1) / np.sqrt(3)
+    assert d["df"] == 2 and d["diff"] == pytest.approx(0.03)
+    assert d["high"] - d["diff"] == pytest.approx(4.302653 * se, rel=1e-6)
+
+
+def test_with_one_seed_the_rule_is_the_paired_t_test_over_items():
+    from scipy import stats as sps
+    rng = np.random.default_rng(8)
+    a, b = rng.random((1, 300)), rng.random((1, 300))
+    d = studentised_difference({0: a}, {0: b})
+    assert d["p"] == pytest.approx(sps.ttest_rel(a[0], b[0]).pvalue) and d["df"] == 299
+
+
+def test_an_item_effect_shared_by_every_seed_is_inside_the_interval():
+    rng = np.random.default_rng(9)
+    shared = rng.normal(0, 0.3, 400)                       # A beats B on some items, on every seed
+    a = shared + rng.normal(0, 0.001, (3, 400))
+    with_items = studentised_difference({0: a}, {0: np.zeros((3, 400))})
+    seeds_only = np.var(a.mean(axis=1), ddof=1) / 3
+    assert with_items["se"] ** 2 > 100 * seeds_only
+
+
+def test_splits_are_reported_one_by_one_and_combined_by_their_mean():
+    rng = np.random.default_rng(10)
+    a = {0: rng.normal(0.02, 0.01, (3, 50)), 1: rng.normal(-0.02, 0.01, (3, 80))}
+    zero = {k: np.zeros_like(v) for k, v in a.items()}
+    d = studentised_difference(a, zero)
+    assert [s["split"] for s in d["per_split"]] == [0, 1] and d["n_splits"] == 2
+    assert d["diff"] == pytest.approx(np.mean([s["diff"] for s in d["per_split"]]))
+    assert d["se"] ** 2 == pytest.approx(sum(s["se"] ** 2 for s in d["per_split"]) / 4)
+    assert studentised_difference({0: a[0]}, {0: zero[0]})["per_split"] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# report DIR [--out DIR2]: the report rebuilt from a run folder's files, without training
+# ------------------------------------------------------------------------------------------------
+def _run_folder(path, n_items=60):
+    """A small synthetic compare folder: config.json (a real configuration: 3 methods, 3 seeds, 2 splits),
+    runs.jsonl (every run of it, with per-item outputs), results.json (teachers, gold labels)."""
+    import json
+
+    from optical_ref.experiment.compare import list_runs
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.runstore import append_record, write_json
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse", "ot"], seeds=["0", "1", "2"],
+                      split_seeds=["0", "1"])
+    rng = np.random.default_rng(11)
+    gold = {str(k): {"de": rng.integers(0, 5, n_items).tolist(), "en": list(range(n_items))} for k in (0, 1)}
+    path.mkdir()
+    for run in list_runs(cfg):
+        truth = np.asarray(gold[str(run["split_seed"])]["de"])
+        pred = np.where(rng.random(n_items) < 0.7, truth, (truth + 1) % 5)
+        rank = rng.integers(1, 12, n_items)
+        append_record(path, {**{k: v for k, v in run.items() if k != "steps"}, "steps": run["steps"][-1],
+                             "dataset": "mtop", "n_pairs": 1149, "intent_acc": float(np.mean(pred == truth)),
+                             "mrr10": float(np.mean(np.where(rank <= 10, 1 / rank, 0))),
+                             "items": {"pred": pred.tolist(), "rank": rank.tolist()}})
+    write_json(path / "config.json", cfg.as_saved())
+    teacher = {"best_dev_acc": 0.9, "vocab_size": 100}
+    write_json(path / "results.json", {"config": cfg.as_saved(), "setting": {"source": "synthetic", "splits": {}},
+                                       "teacher": teacher, "teachers": {"0": teacher, "1": teacher}, "gold": gold,
+                                       "runs": [], "failed_runs": []})
+    return path
+
+
+def test_report_rebuilds_a_folder_to_commit_whose_own_rebuild_gives_the_same_summary(tmp_path):
+    import json
+
+    from optical_ref.experiment.rebuild import rebuild
+    folder = _run_folder(tmp_path / "run")
+    rebuild(folder, say=lambda *_: None)
+    committed = tmp_path / "committed"
+    rebuild(folder, committed, say=lambda *_: None)
+    assert {"summary.md", "results.csv", "results.json", "config.json", "runs.jsonl", "budget.png",
+            "differences.png"} <= {p.name for p in committed.iterdir()}
+    first = (committed / "summary.md").read_text(encoding="utf-8")
+    assert first == (folder / "summary.md").read_text(encoding="utf-8")
+    rebuild(committed, say=lambda *_: None)                 # in place, from the committed files alone
+    assert (committed / "summary.md").read_text(encoding="utf-8") == first
+    assert "runs" not in json.loads((committed / "results.json").read_text(encoding="utf-8"))   # once, beside it
+    assert "split by split" in first                         # two splits: each one's own difference is shown
+
+
+def test_every_committed_results_folder_that_holds_its_runs_rebuilds_to_its_summary(tmp_path):
+    from pathlib import Path
+
+    from optical_ref.experiment.rebuild import rebuild
+    results = Path(__file__).resolve().parents[1] / "tutorials" / "results"
+    folders = [p for p in sorted(results.iterdir()) if (p / "runs.jsonl").is_file() or (p / "runs.jsonl.gz").is_file()]
+    for folder in folders:               # none yet: the folders get their runs at their next rerun (report --out)
+        rebuild(folder, tmp_path / folder.name, say=lambda *_: None)
+        assert (tmp_path / folder.name / "summary.md").read_text(encoding="utf-8") == \
+            (folder / "summary.md").read_text(encoding="utf-8"), f"{folder}: summary.md differs from its rebuild"
+
+
+def test_runs_over_1_mb_are_committed_gzipped_and_read_back_the_same(tmp_path, monkeypatch):
+    from optical_ref.experiment import rebuild as rebuild_module
+    from optical_ref.experiment.runstore import read_records
+    folder = _run_folder(tmp_path / "run")
+    monkeypatch.setattr(rebuild_module, "GZIP_OVER", 1000)
+    rebuild_module.rebuild(folder, tmp_path / "c", say=lambda *_: None)
+    assert (tmp_path / "c" / "runs.jsonl.gz").is_file() and not (tmp_path / "c" / "runs.jsonl").exists()
+    assert read_records(tmp_path / "c") == read_records(folder)
+
+
+def _cli(*argv, capsys):
+    from optical_ref.__main__ import main
+    code = main(["report", *map(str, argv)])
+    return code, capsys.readouterr().err
+
+
+def test_report_out_refuses_a_folder_holding_other_files_and_writes_nothing(tmp_path, capsys):
+    folder = _run_folder(tmp_path / "run")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    code, err = _cli(folder, "--out", mine, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and "notes.txt" in err and "Traceback" not in err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_report_on_a_folder_without_runs_says_which_file_is_missing_in_one_line(tmp_path, capsys):
+    folder = _run_folder(tmp_path / "run")
+    (folder / "runs.jsonl").unlink()
+    code, err = _cli(folder, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and "runs.jsonl" in err
+    code, err = _cli(tmp_path / "nowhere", capsys=capsys)
+    assert code == 2 and "no such folder" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# The results page (tutorials/results/README.md): its numbers against the committed files
+# ------------------------------------------------------------------------------------------------
+def _results_dir():
+    from pathlib import Path
+    return Path(__file__).resolve().parents[1] / "tutorials" / "results"
+
+
+def _page():
+    """The results page, its line breaks as spaces (a sentence may wrap anywhere)."""
+    return " ".join((_results_dir() / "README.md").read_text(encoding="utf-8").split())
+
+
+INTERVAL = r"([+-]\d+\.\d) \[([+-]\d+\.\d), ([+-]\d+\.\d)\]"
+
+
+def _differences(design: str) -> dict:
+    """{(metric, method, column): {diff, low, high, p, p_holm, bold}} from a committed summary's difference
+    tables to `kd-mse`."""
+    import re
+    lines = (_results_dir() / design / "summary.md").read_text(encoding="utf-8").splitlines()
+    cell = re.compile(INTERVAL + r" p[<=](\S+?)(?:, p_Holm[<=](\S+?))?\**$")
+    out = {}
+    for i, line in enumerate(lines):
+        title = re.match(r"Paired difference to `kd-mse` \((\w+), points\):", line)
+        if not title:
+            continue
+        header = [c.strip() for c in lines[i + 2].strip("|").split("|")]
+        for row in lines[i + 4:]:
+            if not row.startswith("|"):
+                break
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            for column, text in zip(header[1:], cells[1:]):
+                m = cell.search(text)
+                if m:
+                    out[(title.group(1), cells[0], column)] = {
+                        "diff": float(m.group(1)), "low": float(m.group(2)), "high": float(m.group(3)),
+                        "p": float(m.group(4)), "p_holm": float(m.group(5)) if m.group(5) else None,
+                        "bold": text.startswith("**")}
+    return out
+
+
+def test_every_interval_quoted_on_the_results_page_is_in_a_committed_summary():
+    import re
+    summaries = " ".join(p.read_text(encoding="utf-8") for p in _results_dir().glob("*/summary.md"))
+    quoted = re.findall(INTERVAL, _page())
+    assert len(quoted) >= 10
+    for diff, low, high in quoted:
+        assert f"{diff} [{low}, {high}]" in summaries, f"{diff} [{low}, {high}] is in no committed summary"
+
+
+def test_the_page_links_the_summaries_instead_of_copying_their_tables():
+    page = _page()
+    for design in ("default", "pretrained", "pretrained-full", "pretrained-low"):
+        assert f"({design}/summary.md)" in page
+    assert "| method | de @" not in page and "| kd-mse |" not in page
+
+
+def test_holm_family_sizes_on_the_page_are_the_summaries_headline_cells():
+    page = _page()
+    for design, size in (("default", 54), ("pretrained", 36), ("pretrained-full", 15), ("pretrained-low", 15)):
+        family = [k for k, d in _differences(design).items() if d["p_holm"] is not None]
+        assert len(family) == size and (f"{size} in `{design}`" in page or f"{size} tests in `{design}`" in page)
+    verdict = [len([d for d in _differences(x).values() if d["p_holm"] is not None])
+               for x in ("pretrained", "pretrained-full", "pretrained-low")]
+    assert f"{' + '.join(map(str, verdict))} = {sum(verdict)} tests" in page
+
+
+def test_verdict_all_pairs_ot_ties_kd_mse_on_retrieval_in_five_languages():
+    d = _differences("pretrained-full")
+    for metric, low, high in (("mrr10", -0.5, 0.1), ("late_mrr10", -0.7, 0.1)):
+        cells = [v for (k, m, _), v in d.items() if k == metric and m == "ot"]
+        assert len(cells) == 5 and min(c["diff"] for c in cells) == low and max(c["diff"] for c in cells) == high
+        assert all(c["p_holm"] >= 0.05 for c in cells)
+    assert min(v["p_holm"] for (k, m, _), v in d.items() if k in ("mrr10", "late_mrr10") and m == "ot") == 0.075
+    spanish = d[("intent_acc", "ot", "es @ all")]
+    assert (spanish["diff"], spanish["low"], spanish["high"], spanish["p_holm"]) == (-1.4, -2.2, -0.7, 0.003)
+    assert "p_Holm 0.003" in _page() and "smallest p_Holm is 0.075" in _page()
+
+
+def test_verdict_at_twenty_pairs_ot_keeps_less_english_everywhere_but_p_is_below_005_in_three_languages_only():
+    d = _differences("pretrained-low")
+    cells = {col.split()[0]: v for (k, m, col), v in d.items() if k == "en_acc" and m == "ot"}
+    assert all(c["diff"] < 0 for c in cells.values()) and len(cells) == 5
+    assert sorted(lang for lang, c in cells.items() if c["p"] < 0.05) == ["de", "fr", "th"]
+    assert (cells["es"]["p"], cells["hi"]["p"]) == (0.052, 0.054)
+    assert "p < 0.05 in three only (de, fr, th)" in _page() and "forgets more English in all five" not in _page()
+
+
+def test_verdict_the_dev_score_falls_with_the_learning_rate_at_20_40_80_steps_but_not_at_10():
+    import json
+    selection = json.loads((_results_dir() / "pretrained-low" / "selection.json").read_text(encoding="utf-8"))
+
+    def falls(steps):
+        by_curve = {}
+        for c in selection["candidates"]:
+            if c["student_steps"] == steps and not c.get("failed"):
+                knob = tuple(sorted((k, v) for k, v in c.items() if k.startswith(("ot_", "kd_"))))
+                by_curve.setdefault((c["method"], knob), []).append((c["lr"], c["score"]))
+        return all(all(a[1] > b[1] for a, b in zip(sorted(v), sorted(v)[1:])) for v in by_curve.values())
+
+    assert falls(20) and falls(40) and falls(80) and not falls(10)
+    assert "at 20, 40 and 80 steps; **not at 10" in _page()
+
+
+def test_verdict_pretrained_is_not_a_replication_of_pretrained_full_at_all_pairs():
+    from optical_ref.experiment.presets import PRESETS
+    one, full = PRESETS["pretrained"], PRESETS["pretrained-full"]
+    assert set(one["split_seeds"]) <= set(full["split_seeds"]) and one["seeds"] == full["seeds"]
+    assert one["method_train"] == full["method_train"] and one["train"] == full["train"]
+    assert "**not a replication**" in _page() and "the `pretrained` design agrees" not in _page()
+
+
+def test_the_committed_rule_averages_splits_without_covering_their_variance_and_the_page_says_so():
+    from optical_ref.experiment.stats import hierarchical_difference
+    ones = np.ones((3, 100))
+    d = hierarchical_difference({0: 0.05 * ones, 1: -0.03 * ones}, {0: 0 * ones, 1: 0 * ones})
+    assert d["low"] == pytest.approx(0.01) and d["high"] == pytest.approx(0.01)   # splits disagree; width 0
+    assert "do **not** cover split-to-split variance" in _page() and "cover both" not in _page()
+
+
+def test_the_verdict_corrects_every_design_s_declared_comparisons_together(tmp_path):
+    from optical_ref.experiment.rebuild import write_verdict
+    from optical_ref.experiment.stats import holm
+    one, two = _run_folder(tmp_path / "one"), _run_folder(tmp_path / "two")
+    rows = write_verdict([one, two], tmp_path / "verdict.md", say=lambda *_: None)
+    assert len(rows) == 2 * 2 and [r["design"] for r in rows] == ["one", "one", "two", "two"]   # ot, 2 metrics
+    assert [r["p_holm_verdict"] for r in rows] == pytest.approx(holm([r["p"] for r in rows]))
+    assert all(r["p_holm_verdict"] >= r["p_holm"] for r in rows)             # a larger family: never less strict
+    text = (tmp_path / "verdict.md").read_text(encoding="utf-8")
+    assert "all 4 declared comparisons of one, two together" in text
+
+
+def test_the_verdict_never_overwrites_a_file_and_several_folders_need_it(tmp_path, capsys):
+    folder = _run_folder(tmp_path / "run")
+    (tmp_path / "verdict.md").write_text("mine")
+    code, err = _cli("--verdict", tmp_path / "verdict.md", folder, capsys=capsys)
+    assert code == 2 and "already there" in err and (tmp_path / "verdict.md").read_text() == "mine"
+    code, err = _cli(folder, folder, capsys=capsys)
+    assert code == 2 and "--verdict" in err
+
+
+def test_report_rebuilds_what_compare_wrote_without_training(tiny_data, tmp_path):
+    from optical_ref.experiment.compare import run_comparison
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.rebuild import rebuild
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse", "ot"], seeds=[0, 1],
+                      data_dir=str(tiny_data), train_overrides={"teacher_epochs": 1, "student_steps": 3})
+    run_comparison(cfg, tmp_path / "run", progress_bars=False)
+    rebuild(tmp_path / "run", tmp_path / "committed", say=lambda *_: None)
+    assert (tmp_path / "committed" / "summary.md").read_text(encoding="utf-8") == \
+        (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")
+    assert (tmp_path / "committed" / "results.csv").read_bytes() == (tmp_path / "run" / "results.csv").read_bytes()
