@@ -210,8 +210,7 @@ def config_from_args(args) -> CompareConfig:
     from ..config import parse_settings
     overrides = parse_settings(args.settings)
     if getattr(args, "selection", None):   # each method's chosen lr, steps and knob, as METHOD.KEY settings
-        from .selection import method_settings_from
-        chosen = {f"{m}.{k}": v for m, values in method_settings_from(args.selection).items() for k, v in values.items()}
+        chosen = selection_settings(args)
         clash = sorted(set(chosen) & set(overrides))
         if clash:
             raise ValueError(f"--set {', '.join(clash)} contradicts --selection {args.selection}; drop one of the two")
@@ -219,6 +218,22 @@ def config_from_args(args) -> CompareConfig:
     return make_config(args.preset or "default", args.dataset or "mtop", args.langs, args.methods, args.budgets,
                        args.seeds, args.split_seeds, args.data_dir, args.encoder, args.device or "cpu",
                        overrides, eval_steps=args.eval_steps, shard=args.shard)
+
+
+def selection_settings(args) -> dict:
+    """``--selection FILE`` as ``{"METHOD.KEY": value}``, refused unless made for this run's encoder and budgets and
+    holding a choice for each method it trains."""
+    from ..methods import METHODS
+    from .selection import KNOBS, method_settings_from
+
+    preset = PRESETS[args.preset or "default"]
+    if args.eval_steps:
+        raise ValueError(f"--selection {args.selection} sets each method's steps and --eval-steps sets them for every "
+                         "run; drop one of the two")
+    methods = [m for m in (args.methods or preset.get("methods") or METHODS) if m in KNOBS]
+    chosen = method_settings_from(args.selection, encoder=args.encoder or preset.get("encoder"), methods=methods,
+                                  budgets=args.budgets or preset["budgets"])
+    return {f"{m}.{k}": v for m, values in chosen.items() if m in methods for k, v in values.items()}
 
 
 def resume_config(args) -> CompareConfig:

@@ -260,14 +260,53 @@ def selection_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def method_settings_from(path) -> dict:
-    """``{method: {lr, student_steps, knob}}`` from a selection file written by :func:`run_selection`."""
+def method_settings_from(path, encoder="any", methods=None, budgets=None) -> dict:
+    """``{method: {lr, student_steps, knob}}`` from a selection file written by :func:`run_selection`, every value
+    checked as ``--set`` checks its own (the message names the file). ``encoder`` (unless "any"): the encoder the
+    run uses, which must be the one the selection was made for; ``methods``: those that must have a choice;
+    ``budgets``: the budgets of the run, each of which must be the one the selection was made at."""
     from .runstore import read_json
     data = read_json(path, "selection", "run `python -m optical_ref select` to write one")
-    if not isinstance(data, dict) or data.get("format") != SELECTION_FORMAT:
-        raise ValueError(f"--selection {path}: not a selection file of this version (no \"format\": "
-                         f"\"{SELECTION_FORMAT}\"); run `python -m optical_ref select` again")
-    return {m: {k: v for k, v in c.items() if k not in ("dev_score", "spread")} for m, c in data["chosen"].items()}
+    where = f"--selection {path}"
+    if not isinstance(data, dict) or data.get("format") != SELECTION_FORMAT or not isinstance(data.get("chosen"), dict):
+        raise ValueError(f"{where}: not a selection file of this version (no \"format\": \"{SELECTION_FORMAT}\" with "
+                         "its \"chosen\" settings); run `python -m optical_ref select` again")
+    if encoder != "any" and data.get("encoder") != encoder:
+        raise ValueError(f"{where}: made for encoder {data.get('encoder') or 'the small BERT'}, but this run uses "
+                         f"{encoder or 'the small BERT'}; select again with this encoder")
+    made_at = data.get("budget", "all")
+    if budgets is not None and any(str(b) != str(made_at) for b in budgets):
+        raise ValueError(f"{where}: made at budget {made_at}, but this run trains at {', '.join(map(str, budgets))}; "
+                         f"settings tuned at one budget need not suit another: select with --budget for each")
+    missing = [m for m in methods or [] if m not in data["chosen"]]
+    if missing:
+        raise ValueError(f"{where}: has no choice for {', '.join(missing)} (it holds {', '.join(data['chosen'])}); "
+                         "select for that method, or leave it out")
+    return {m: _checked_choice(where, m, c) for m, c in data["chosen"].items()}
+
+
+def _checked_choice(where: str, method: str, chosen) -> dict:
+    """One method's chosen settings, each key a per-method setting and each value of its setting's type."""
+    from ..config import METHOD_KEYS, TrainConfig
+    from dataclasses import fields
+
+    if not isinstance(chosen, dict):
+        raise ValueError(f"{where}: the choice for {method} is not an object of settings")
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    values = {k: v for k, v in chosen.items() if k not in ("dev_score", "spread")}
+    for key, value in values.items():
+        if key not in METHOD_KEYS:
+            raise ValueError(f"{where}: {method}.{key} is not a setting a method may choose ({', '.join(METHOD_KEYS)})")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = (isinstance(value, int) and number) if types[key] == "int" else number if types[key] == "float" \
+            else isinstance(value, str)
+        if not ok:
+            raise ValueError(f"{where}: {method}.{key} = {value!r} is not {'an integer' if types[key] == 'int' else 'a number' if types[key] == 'float' else 'a string'}")
+    try:
+        TrainConfig(**values)
+    except ValueError as err:
+        raise ValueError(f"{where}: the choice for {method} is out of range ({err})") from None
+    return values
 
 
 def main(args) -> int:
