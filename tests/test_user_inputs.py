@@ -1,0 +1,155 @@
+"""A user's own files and folders, specified (issue #33): nothing a user owns is deleted or overwritten, two
+writers of one folder never both "succeed", a damaged input is one clear sentence before any expensive work, and
+what distil trains with is what it says it used."""
+import json
+import os
+
+import pytest
+import torch
+
+from test_distil_own import QUIET, TINY, checkpoint, write_pairs  # noqa: F401  (checkpoint: a fixture)
+from optical_ref.data.bitext_file import read_bitext, read_bitext_file
+from optical_ref.experiment.checkpoint import OutLock
+from optical_ref.experiment.distil import distil, train_settings
+
+
+# ------------------------------------------------------------------------------------------------
+# distil --out: never another's folder, one writer at a time, nothing stranded
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("where,message", [
+    ("file/student", "is a file, so no folder can be made under it"),
+    ("file", "this is a file, not a folder"),
+    (".", "the folder you are working in"),
+])
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, where, message):
+    (tmp_path / "file").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        distil("no-such-encoder", tmp_path / "no-such.tsv", "ot", TINY, out=where, force=True, **QUIET)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_second_distil_to_an_out_in_use_is_refused_and_the_lock_goes_with_the_first(tmp_path, checkpoint):
+    out = tmp_path / "student"
+    with OutLock(out):
+        with pytest.raises(ValueError, match="another distil is writing this folder"):
+            distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "ot", TINY, out=out, **QUIET)
+    assert not out.exists() and not (tmp_path / ".student.lock").exists()
+
+
+def test_temporary_folders_a_killed_save_left_are_removed_by_the_next_distil(tmp_path, checkpoint):
+    for stale in (".student.tmp-abc", ".student.old-xyz"):
+        (tmp_path / stale / "previous").mkdir(parents=True)
+    (tmp_path / ".other.tmp-abc").mkdir()                     # another folder's: not ours to remove
+    distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "ot", TINY, out=tmp_path / "student", **QUIET)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".other.tmp-abc"]
+
+
+def test_the_saved_student_loads_with_automodel_without_missing_or_unexpected_weights(tmp_path, checkpoint):
+    from transformers import AutoModel
+
+    from optical_ref.encoder import load_pretrained_encoder
+    distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "ot", TINY, out=tmp_path / "s", **QUIET)
+    _, info = AutoModel.from_pretrained(tmp_path / "s", output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info
+    assert load_pretrained_encoder(tmp_path / "s").model.pooler is not None   # read as saved, nothing left over
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"not weights at all"])
+def test_damaged_encoder_weights_are_one_sentence_and_leave_no_folder(tmp_path, checkpoint, damage):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(ValueError, match="cannot load the model; are its weights damaged"):
+        distil(str(broken), write_pairs(tmp_path / "p.tsv"), "ot", TINY, out=tmp_path / "o", **QUIET)
+    assert not (tmp_path / "o").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]
+
+
+# ------------------------------------------------------------------------------------------------
+# The bitext: headers, line endings and encodings read as meant; repeats dropped and counted
+# ------------------------------------------------------------------------------------------------
+PAIRS = [("play music", "spiele musik"), ("call tom", "ruf tom an")]
+
+
+@pytest.mark.parametrize("encode,lang", [
+    (lambda t: ("\ufeffen\tde\n" + t).encode("utf-8"), "de"),                  # a byte-order mark before the header
+    (lambda t: ("English\tSpanish\n" + t).encode("utf-8"), "spanish"),         # names, upper case
+    (lambda t: ("EN\tDE\n" + t).replace("\n", "\r").encode("utf-8"), "de"),    # old-Mac line endings
+    (lambda t: ("en\tde\n" + t).replace("\n", "\r\n").encode("utf-16"), "de"),  # UTF-16 with its mark
+])
+def test_headers_line_endings_and_encodings_give_the_same_pairs(tmp_path, encode, lang):
+    path = tmp_path / "p.tsv"
+    path.write_bytes(encode("".join(f"{e}\t{t}\n" for e, t in PAIRS)))
+    pairs = read_bitext_file(path)
+    assert [(p.en, p.target) for p in pairs] == PAIRS and {p.lang for p in pairs} == {lang}
+
+
+def test_utf16_without_a_byte_order_mark_is_one_clear_error(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_bytes("play music\tspiele musik\n".encode("utf-16-le"))
+    with pytest.raises(ValueError, match="looks like UTF-16 without a byte-order mark"):
+        read_bitext_file(path)
+
+
+def test_repeated_pairs_are_dropped_and_counted_unless_strict(tmp_path, checkpoint):
+    path = write_pairs(tmp_path / "p.tsv", n=40)
+    path.write_text(path.read_text() + "".join(line + "\n" for line in path.read_text().splitlines()[1:6]))
+    assert read_bitext(path)[1] == 5 and len(read_bitext(path)[0]) == 40
+    with pytest.raises(ValueError, match="the same pair as line 2"):
+        distil(str(checkpoint), path, "ot", TINY, out=tmp_path / "strict", strict=True, **QUIET)
+    said = []
+    info = distil(str(checkpoint), path, "ot", TINY, out=tmp_path / "s", progress_bar=False, say=said.append)
+    assert info["duplicates_dropped"] == 5 and info["n_pairs"] == 40
+    assert any("5 repeated pair(s)" in line for line in said)
+
+
+# ------------------------------------------------------------------------------------------------
+# What distil trains with: the committed selection, --selection FILE, then --set; bad requests refused
+# ------------------------------------------------------------------------------------------------
+def test_e5_small_trains_with_the_committed_selection_and_set_goes_on_top():
+    from optical_ref.experiment.presets import PRETRAINED_SELECTION
+    tcfg, changed, source = train_settings("e5-small", "ot", ["ot.student_steps=5"])
+    assert tcfg.lr == PRETRAINED_SELECTION["ot"]["lr"] and tcfg.ot_eps == PRETRAINED_SELECTION["ot"]["ot_eps"]
+    assert tcfg.student_steps == 5 and changed["student_steps"] == 5 and "committed selection" in source
+
+
+def selection_file(tmp_path, text):
+    path = tmp_path / "selection.json"
+    path.write_text(text if isinstance(text, str) else json.dumps(text))
+    return path
+
+
+GOOD = {"format": "optical-ref selection", "encoder": "e5-small", "budget": "all",
+        "chosen": {"ot": {"lr": 1e-4, "student_steps": 20, "ot_eps": 0.1, "dev_score": 0.5, "spread": 0.1}}}
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "cannot read the selection"),
+    ([GOOD], "not a selection file"),
+    ({**GOOD, "chosen": {"kd-mse": {"lr": 1e-4}}}, "no choice for ot"),
+    ({**GOOD, "chosen": {"ot": {"lr": "fast"}}}, "ot.lr = 'fast' is not a number"),
+    ({**GOOD, "chosen": {"ot": {"student_steps": 2.5}}}, "ot.student_steps = 2.5 is not an integer"),
+    ({**GOOD, "chosen": {"ot": {"teacher_epochs": 2}}}, "ot.teacher_epochs is not a setting a method may choose"),
+    ({**GOOD, "encoder": None}, "made for encoder the small BERT, but this run uses e5-small"),
+])
+def test_a_malformed_or_foreign_selection_is_one_sentence_naming_the_file(tmp_path, content, message):
+    path = selection_file(tmp_path, content)
+    with pytest.raises(ValueError, match=message) as err:
+        train_settings("e5-small", "ot", None, selection=path)
+    assert str(path) in str(err.value)
+    assert train_settings("e5-small", "ot", None, selection=selection_file(tmp_path, GOOD))[0].lr == 1e-4
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"settings": ["kd-mse.lr=1e-4"]}, "this distil trains ot; give ot.KEY"),
+    ({"seed": -1}, "--seed -1: expected an integer from 0"),
+    ({"device": "cuda"}, "--device cuda: torch sees no CUDA device"),
+])
+def test_bad_distil_requests_are_one_sentence_before_any_work(tmp_path, checkpoint, monkeypatch, kwargs, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "ot", **{"settings": TINY, **kwargs},
+               out=tmp_path / "o", **QUIET)
+    assert not (tmp_path / "o").exists()
