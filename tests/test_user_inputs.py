@@ -153,3 +153,50 @@ def test_bad_distil_requests_are_one_sentence_before_any_work(tmp_path, checkpoi
         distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "ot", **{"settings": TINY, **kwargs},
                out=tmp_path / "o", **QUIET)
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# compare --merge: every run once, nothing damaged, nothing missing unless --allow-partial says so
+# ------------------------------------------------------------------------------------------------
+def _shards(tiny_data, tmp_path, count=2):
+    from optical_ref.experiment.compare import run_comparison
+    from optical_ref.experiment.presets import make_config
+    for i in range(count):
+        cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse"], seeds=[0, 1],
+                          data_dir=str(tiny_data), train_overrides={"teacher_epochs": 1, "student_steps": 2},
+                          shard=f"{i}/{count}")
+        run_comparison(cfg, tmp_path / f"shard{i}", progress_bars=False)
+    return [tmp_path / f"shard{i}" for i in range(count)]
+
+
+def test_a_merge_refuses_missing_repeated_and_damaged_shards_and_writes_nothing(tiny_data, tmp_path):
+    from optical_ref.experiment.compare import merge_folders
+    a, b = _shards(tiny_data, tmp_path)
+    with pytest.raises(ValueError, match="records are in none of the folders.*--allow-partial"):
+        merge_folders(tmp_path / "m", [a])
+    with pytest.raises(ValueError, match="hold the same run .* twice"):
+        merge_folders(tmp_path / "m", [a, b, a])
+    with open(b / "runs.jsonl", "a") as fh:
+        fh.write('{"method": "kd-mse", "lang"\n')
+    with pytest.raises(ValueError, match="has 1 damaged line"):
+        merge_folders(tmp_path / "m", [a, b])
+    assert not (tmp_path / "m").exists()
+
+
+def test_allow_partial_merges_what_is_there_and_the_summary_says_what_is_missing_first(tiny_data, tmp_path, capsys):
+    from conftest import cli_error
+    from optical_ref.__main__ import main
+    a, b = _shards(tiny_data, tmp_path)
+    assert "records are in none" in cli_error(capsys, ["compare", "--merge", str(tmp_path / "m"), str(a)])
+    assert main(["compare", "--merge", str(tmp_path / "m"), str(a), "--allow-partial"]) == 0
+    first = (tmp_path / "m" / "summary.md").read_text(encoding="utf-8").splitlines()[0]
+    n_missing = sum(1 for _ in open(b / "runs.jsonl"))
+    assert first.startswith(f"**Partial merge: {n_missing} of ") and "missing" in first
+
+
+def test_a_merge_of_shards_without_runs_is_one_sentence(tiny_data, tmp_path):
+    from optical_ref.experiment.compare import merge_folders
+    a, b = _shards(tiny_data, tmp_path)
+    (a / "runs.jsonl").write_text("")
+    with pytest.raises(ValueError, match="hold no finished run"):
+        merge_folders(tmp_path / "m", [a], allow_partial=True)
