@@ -200,3 +200,51 @@ def test_a_merge_of_shards_without_runs_is_one_sentence(tiny_data, tmp_path):
     (a / "runs.jsonl").write_text("")
     with pytest.raises(ValueError, match="hold no finished run"):
         merge_folders(tmp_path / "m", [a], allow_partial=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# select: nothing tuned silently, one writer of its folder; --workers no more than the runs left
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,message", [
+    (["select", "--methods", "zero-shot"], "zero-shot has nothing to tune"),
+    (["select", "--set", "student_steps=5"], "--set student_steps: select trains every candidate"),
+    (["select", "--set", "ot.student_steps=5"], "--set student_steps: select trains every candidate"),
+])
+def test_select_refuses_requests_it_would_ignore(capsys, argv, message):
+    from conftest import cli_error
+    assert message in cli_error(capsys, argv)
+
+
+def test_select_refuses_a_folder_a_compare_holds(tiny_data, tmp_path):
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.runstore import FolderLock, RunFolderError
+    from optical_ref.experiment.selection import run_selection
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1})
+    (tmp_path / "sel").mkdir()
+    with FolderLock(tmp_path / "sel"):
+        with pytest.raises(RunFolderError, match="is in use"):
+            run_selection(cfg, tmp_path / "sel", ["kd-mse"], [1], say=lambda *_: None)
+
+
+def test_workers_start_no_more_processes_than_runs_left(monkeypatch):
+    from optical_ref.experiment import workers
+    started = []
+
+    class Pool:
+        def __init__(self, n, **_):
+            started.append(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def imap_unordered(self, fn, jobs):
+            return iter([])
+
+    monkeypatch.setattr(workers.multiprocessing, "get_context", lambda _: type("C", (), {"Pool": Pool})())
+    cfg = type("Cfg", (), {"as_saved": lambda self: {}})()
+    list(workers.run_in_processes(cfg, 0, None, "out", jobs=[{}, {}], workers=8))
+    assert started == [2]

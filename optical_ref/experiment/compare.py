@@ -123,7 +123,7 @@ def _run_comparison(cfg, tcfg, out, progress_bars, workers, started, save_studen
         of_split = [r for r in runs if r["split_seed"] == split_seed]
         todo = [r for r in of_split if any(key not in done for key in record_keys(r))]
         say(f"[students] split {split_seed}: {len(of_split)} runs, {len(todo)} to do"
-            + (f" in {workers} processes" if workers > 1 and len(todo) > 1 else ""))
+            + (f" in {min(workers, len(todo))} processes" if workers > 1 and len(todo) > 1 else ""))
 
         def keep(records, n):
             for record in records:
