@@ -248,3 +248,23 @@ def test_workers_start_no_more_processes_than_runs_left(monkeypatch):
     cfg = type("Cfg", (), {"as_saved": lambda self: {}})()
     list(workers.run_in_processes(cfg, 0, None, "out", jobs=[{}, {}], workers=8))
     assert started == [2]
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"\x00" * 16])
+def test_a_prepared_encoder_with_damaged_weights_is_not_ready(tmp_path, checkpoint, damage):
+    import shutil
+
+    from optical_ref.pretrained import weights_readable
+    folder = tmp_path / "e"
+    shutil.copytree(checkpoint, folder)
+    assert weights_readable(folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    assert not weights_readable(folder)
+
+
+def test_compare_selection_with_eval_steps_names_selection_not_set(tmp_path, capsys):
+    from conftest import cli_error
+    path = selection_file(tmp_path, GOOD)
+    err = cli_error(capsys, ["compare", "--selection", str(path), "--eval-steps", "20"])
+    assert f"--selection {path}" in err and "--eval-steps" in err and "--set" not in err
