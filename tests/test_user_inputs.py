@@ -268,3 +268,14 @@ def test_compare_selection_with_eval_steps_names_selection_not_set(tmp_path, cap
     path = selection_file(tmp_path, GOOD)
     err = cli_error(capsys, ["compare", "--selection", str(path), "--eval-steps", "20"])
     assert f"--selection {path}" in err and "--eval-steps" in err and "--set" not in err
+
+
+@pytest.mark.parametrize("content", ['{"kind": "sinkhorn", "results": {"x": 1}}', "[" * 100000 + "]" * 100000,
+                                     '{"kind": "sinkhorn", "results": {"x": {"plan": [[1]]}}}', '{"results": {"a": []}}'])
+def test_reference_verify_on_a_damaged_results_file_exits_with_a_report_or_one_sentence(tmp_path, capsys, content):
+    from optical_ref.__main__ import main
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    assert main(["reference", "verify", "--results", str(path)]) in (1, 2)      # never a traceback
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and (not err or err.startswith("error: "))
