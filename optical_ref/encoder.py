@@ -186,8 +186,6 @@ def load_pretrained_encoder(path, max_length: int = 64, layer: int = -1) -> Enco
     import json
     from pathlib import Path
 
-    from transformers import AutoModel
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"--encoder {path}: no such directory; give a local checkpoint folder with "
@@ -195,16 +193,36 @@ def load_pretrained_encoder(path, max_length: int = 64, layer: int = -1) -> Enco
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"--encoder {path}: no config.json there; this folder is not a transformers checkpoint")
     try:
-        try:   # the encoder's pooler is never used: do not build (and randomly initialise) one
-            model = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
-        except TypeError:
-            model = AutoModel.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"--encoder {path}: cannot load the model ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]})") from None
+        model = _load_model(path)
+    except Exception as err:   # OSError, ValueError, safetensors' own error on truncated or damaged weights, ...
+        raise ValueError(f"--encoder {path}: cannot load the model; are its weights damaged or cut short? "
+                         f"({type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]})") from None
     roles = path / ROLES_FILE
     prefixes = json.loads(roles.read_text(encoding="utf-8")).get("prefixes", {}) if roles.is_file() else {}
     return Encoder(model, max_length=max_length, layer=layer, prefixes=prefixes)
+
+
+def _load_model(path):
+    """The model of a checkpoint folder, without building a pooler (never used) unless the weights hold one: a
+    pooler built and left random, or one saved and not built, makes transformers warn on every load."""
+    from transformers import AutoModel
+
+    if _saved_keys(path) & {"pooler.dense.weight"}:
+        return AutoModel.from_pretrained(str(path), local_files_only=True)
+    try:
+        return AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+    except TypeError:   # a model class without that argument
+        return AutoModel.from_pretrained(str(path), local_files_only=True)
+
+
+def _saved_keys(path) -> set:
+    """The tensor names of ``model.safetensors`` (read from its header), or an empty set."""
+    weights = path / "model.safetensors"
+    if not weights.is_file():
+        return set()
+    from safetensors import safe_open
+    with safe_open(str(weights), framework="pt") as fh:
+        return set(fh.keys())
 
 
 @torch.no_grad()

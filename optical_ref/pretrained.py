@@ -296,7 +296,19 @@ def is_prepared(folder: Path, name: str | None = None) -> bool:
     info = prepared_from(folder)
     complete = all((folder / f).is_file() for f in ("config.json", "model.safetensors", "tokenizer.json"))
     return complete and info is not None and info.get("format_version") == FORMAT_VERSION and (
-        name is None or info.get("model") == KNOWN_ENCODERS[name]["hub_name"])
+        name is None or info.get("model") == KNOWN_ENCODERS[name]["hub_name"]) and weights_readable(folder)
+
+
+def weights_readable(folder: Path) -> bool:
+    """Whether ``model.safetensors`` is whole: its header parses and covers the file (a cut or damaged file fails),
+    so a damaged build is rebuilt instead of being called ready."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(Path(folder) / "model.safetensors"), framework="pt") as fh:
+            fh.keys()
+    except Exception:   # safetensors raises its own error type for every kind of damage
+        return False
+    return True
 
 
 def prepare(name: str = "e5-small", out=None, progress=print, image=None) -> Path:

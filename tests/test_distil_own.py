@@ -127,7 +127,7 @@ def test_each_kind_of_bad_line_is_named_with_its_file_and_line(tmp_path, checkpo
     with pytest.raises(ValueError, match=f"{path}:6: .*{problem}"):
         read_bitext_file(path)
     with pytest.raises(ValueError, match=problem):
-        distil(str(checkpoint), path, "ot", TINY, out=tmp_path / "never", **QUIET)
+        distil(str(checkpoint), path, "ot", TINY, out=tmp_path / "never", strict=True, **QUIET)
     assert not (tmp_path / "never").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".never")]
 
 
@@ -154,16 +154,20 @@ def test_too_few_pairs_is_one_clear_error(tmp_path, checkpoint):
         distil(str(checkpoint), write_pairs(tmp_path / "few.tsv", n=5), "ot", TINY, out=tmp_path / "o", **QUIET)
 
 
-def test_a_non_empty_out_is_refused_unless_forced_and_then_replaced_whole(tmp_path, checkpoint):
+def test_a_non_empty_out_is_refused_unless_forced_and_force_replaces_only_a_student_distil_saved(tmp_path, checkpoint):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("my own file")
     pairs = write_pairs(tmp_path / "p.tsv")
     with pytest.raises(ValueError, match="exists and is not empty.*--force"):
         distil(str(checkpoint), pairs, "ot", TINY, out=out, **QUIET)
+    with pytest.raises(ValueError, match="--force replaces only a folder distil wrote"):
+        distil(str(checkpoint), pairs, "ot", TINY, out=out, force=True, **QUIET)
     assert (out / "notes.txt").read_text() == "my own file"
-    distil(str(checkpoint), pairs, "ot", TINY, out=out, force=True, **QUIET)
-    assert (out / "model.safetensors").is_file() and not (out / "notes.txt").exists()
+    student = tmp_path / "student"
+    distil(str(checkpoint), pairs, "ot", TINY, out=student, **QUIET)
+    distil(str(checkpoint), pairs, "kd-mse", TINY, out=student, force=True, **QUIET)
+    assert json.loads((student / "optical_ref.json").read_text())["method"] == "kd-mse"
 
 
 def test_kd_kl_is_refused_with_the_reason(tmp_path, checkpoint):

@@ -70,6 +70,8 @@ def add_arguments(parser) -> None:
                         help="keep each run's student as a checkpoint folder under OUT/students/ (large: off by default)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="DIR",
                         help="--merge OUT DIR1 DIR2 ...: join shard folders (same configuration) into OUT and report")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="with --merge: merge the runs there are even if some are missing (the report says which)")
 
 
 def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True, workers: int = 1,
@@ -122,7 +124,7 @@ def _run_comparison(cfg, tcfg, out, progress_bars, workers, started, save_studen
         of_split = [r for r in runs if r["split_seed"] == split_seed]
         todo = [r for r in of_split if any(key not in done for key in record_keys(r))]
         say(f"[students] split {split_seed}: {len(of_split)} runs, {len(todo)} to do"
-            + (f" in {workers} processes" if workers > 1 and len(todo) > 1 else ""))
+            + (f" in {min(workers, len(todo))} processes" if workers > 1 and len(todo) > 1 else ""))
 
         def keep(records, n):
             for record in records:
@@ -211,8 +213,7 @@ def config_from_args(args) -> CompareConfig:
     from ..config import parse_settings
     overrides = parse_settings(args.settings)
     if getattr(args, "selection", None):   # each method's chosen lr, steps and knob, as METHOD.KEY settings
-        from .selection import method_settings_from
-        chosen = {f"{m}.{k}": v for m, values in method_settings_from(args.selection).items() for k, v in values.items()}
+        chosen = selection_settings(args)
         clash = sorted(set(chosen) & set(overrides))
         if clash:
             raise ValueError(f"--set {', '.join(clash)} contradicts --selection {args.selection}; drop one of the two")
@@ -220,6 +221,22 @@ def config_from_args(args) -> CompareConfig:
     return make_config(args.preset or "default", args.dataset or "mtop", args.langs, args.methods, args.budgets,
                        args.seeds, args.split_seeds, args.data_dir, args.encoder, args.device or "cpu",
                        overrides, eval_steps=args.eval_steps, shard=args.shard)
+
+
+def selection_settings(args) -> dict:
+    """``--selection FILE`` as ``{"METHOD.KEY": value}``, refused unless made for this run's encoder and budgets and
+    holding a choice for each method it trains."""
+    from ..methods import METHODS
+    from .selection import KNOBS, method_settings_from
+
+    preset = PRESETS[args.preset or "default"]
+    if args.eval_steps:
+        raise ValueError(f"--selection {args.selection} sets each method's steps and --eval-steps sets them for every "
+                         "run; drop one of the two")
+    methods = [m for m in (args.methods or preset.get("methods") or METHODS) if m in KNOBS]
+    chosen = method_settings_from(args.selection, encoder=args.encoder or preset.get("encoder"), methods=methods,
+                                  budgets=args.budgets or preset["budgets"])
+    return {f"{m}.{k}": v for m, values in chosen.items() if m in methods for k, v in values.items()}
 
 
 def resume_config(args) -> CompareConfig:
@@ -260,23 +277,69 @@ def resume_config(args) -> CompareConfig:
     return cfg
 
 
-def merge_folders(out, folders, progress_bars=False) -> dict:
+def merge_folders(out, folders, progress_bars=False, allow_partial: bool = False) -> dict:
     """Join the run folders of shards of one comparison into ``out`` and write its report.
 
-    The shards' configurations must be equal but for ``shard``; each must have finished (its results.json holds
-    the teachers and gold labels); a run found in two shards with different results is refused, naming both."""
-    from .runstore import append_record, open_run_folder, read_json, read_records, run_key, save_config
+    Refused, before anything is written: shards of different configurations or data, a shard that has not finished
+    (its results.json holds the teachers and gold labels), a damaged line in a shard's runs.jsonl, a run found in
+    two shards, and runs of the configuration found in none, unless ``allow_partial``: then what is there is
+    merged and the first line of summary.md says what is missing."""
+    from .runstore import append_record, open_run_folder, save_config
 
     started = time.time()
     if not folders:
         raise ValueError("--merge OUT DIR1 [DIR2 ...]: give the shard folders to join")
-    shards = []
-    for folder in map(Path, folders):
-        recover = f"finish that shard first (compare --resume {folder})"
-        if not (folder / "config.json").is_file() or not (folder / "results.json").is_file():
-            raise ValueError(f"--merge: {folder} is not a finished compare folder (config.json and results.json); {recover}")
+    shards = [read_shard(Path(folder)) for folder in folders]
+    merged, first_results = same_comparison(shards)
+    records = merged_records(shards)
+    missing = [k for run in list_runs(merged) for k in record_keys(run) if k not in records]
+    if missing and not allow_partial:
+        raise ValueError(f"--merge: {len(missing)} of the configuration's records are in none of the folders (the "
+                         f"first: {missing[0]}); give every shard, or pass --allow-partial to report what is there")
+    if not records:
+        raise ValueError("--merge: the folders hold no finished run; there is nothing to merge")
+    out = Path(out)
+    if (out / "runs.jsonl").is_file():
+        raise ValueError(f"--merge: {out} already holds runs; choose an empty folder for the merged comparison")
+    out = open_run_folder(out, merged.as_saved(), normalise=saved_as_config)
+    save_config(out, merged.as_saved())
+    for record in records.values():
+        append_record(out, record)
+    for folder, _, _ in shards:
+        for name in ("plan.json", "data.json"):
+            if (folder / name).is_file() and not (out / name).is_file():
+                (out / name).write_bytes((folder / name).read_bytes())
+    say(f"[merge] {len(records)} records from {len(shards)} folders into {out}"
+        + (f"; {len(missing)} records of the configuration are in none of them" if missing else ""))
+    teachers = {int(k): v for k, v in first_results["teachers"].items()}
+    settings = {int(k): v for k, v in first_results["setting"]["splits"].items()}
+    gold = {int(k): v for k, v in first_results["gold"].items()}
+    results = stage_report(merged, out, teachers, gold, settings, started)
+    if missing:
+        mark_partial(out / "summary.md", missing, len(records))
+    return results
+
+
+def read_shard(folder: Path) -> tuple:
+    """``(folder, configuration, results)`` of a finished shard folder."""
+    from .runstore import read_json
+
+    recover = f"finish that shard first (compare --resume {folder})"
+    if not (folder / "config.json").is_file() or not (folder / "results.json").is_file():
+        raise ValueError(f"--merge: {folder} is not a finished compare folder (config.json and results.json); {recover}")
+    try:
         cfg = CompareConfig(**saved_as_config(read_json(folder / "config.json", "saved configuration", recover)))
-        shards.append((folder, cfg, read_json(folder / "results.json", "results", recover)))
+    except TypeError:
+        raise ValueError(f"--merge: {folder / 'config.json'} is not a compare configuration; {recover}") from None
+    results = read_json(folder / "results.json", "results", recover)
+    if not isinstance(results, dict) or not all(k in results for k in ("gold", "teachers", "setting")):
+        raise ValueError(f"--merge: {folder / 'results.json'} is damaged (no gold, teachers or setting); {recover}")
+    return folder, cfg, results
+
+
+def same_comparison(shards) -> tuple:
+    """The merged configuration (``shard`` dropped) and the first shard's results; shards of different
+    configurations or data are refused, naming the fields."""
     first_folder, first_cfg, first_results = shards[0]
     merged = dataclasses.replace(first_cfg, shard=None)
     for folder, cfg, results in shards[1:]:
@@ -287,36 +350,47 @@ def merge_folders(out, folders, progress_bars=False) -> dict:
                              f"{', '.join(fields)}); merge only shards of one configuration")
         if results["gold"] != first_results["gold"]:
             raise ValueError(f"--merge: {folder} and {first_folder} were tested on different data (gold labels differ)")
-    out = Path(out)
-    if (out / "runs.jsonl").is_file():
-        raise ValueError(f"--merge: {out} already holds runs; choose an empty folder for the merged comparison")
-    out = open_run_folder(out, merged.as_saved(), normalise=saved_as_config)
-    seen = {}
+    return merged, first_results
+
+
+def merged_records(shards) -> dict:
+    """``{run key: record}`` of every shard; a damaged line, or a run in two folders, is refused (a run with two
+    different results named first: it is the graver)."""
+    from .runstore import read_records, run_key
+
+    seen, repeated = {}, []
     for folder, _, _ in shards:
-        for record in read_records(folder, say):
+        damaged = []
+        records = read_records(folder, damaged.append)
+        if damaged:
+            raise ValueError(f"--merge: {folder / 'runs.jsonl'} has {len(damaged)} damaged line(s) ({damaged[0]}); "
+                             f"redo their runs with compare --resume {folder}, then merge")
+        for record in records:
             key = run_key(record)
             if key in seen:
-                other_folder, other = seen[key]
-                if {k: v for k, v in other.items() if k not in ("train_seconds", "ms_per_step")} != \
-                        {k: v for k, v in record.items() if k not in ("train_seconds", "ms_per_step")}:
-                    raise ValueError(f"--merge: {other_folder} and {folder} hold the same run {key} with different "
-                                     "results; a comparison holds one result per run: remove one of the two")
-                continue
-            seen[key] = (folder, record)
-    save_config(out, merged.as_saved())
-    for _, record in seen.values():
-        append_record(out, record)
-    for folder, _, _ in shards:
-        for name in ("plan.json", "data.json"):
-            if (folder / name).is_file() and not (out / name).is_file():
-                (out / name).write_bytes((folder / name).read_bytes())
-    missing = [k for run in list_runs(merged) for k in record_keys(run) if k not in seen]
-    say(f"[merge] {len(seen)} records from {len(shards)} folders into {out}"
-        + (f"; {len(missing)} records of the configuration are in none of them" if missing else ""))
-    teachers = {int(k): v for k, v in first_results["teachers"].items()}
-    settings = {int(k): v for k, v in first_results["setting"]["splits"].items()}
-    gold = {int(k): v for k, v in first_results["gold"].items()}
-    return stage_report(merged, out, teachers, gold, settings, started)
+                repeated.append((same_run(seen[key][1], record), seen[key][0], folder, key))
+            seen.setdefault(key, (folder, record))
+    if repeated:
+        same, first, second, key = min(repeated, key=lambda r: r[0])      # False (different results) first
+        raise ValueError(f"--merge: {first} and {second} hold the same run {key} "
+                         f"{'twice' if same else 'with different results'}; a comparison holds each run once: give "
+                         "each shard once, and no folder holding another's runs")
+    return {key: record for key, (_, record) in seen.items()}
+
+
+def same_run(a: dict, b: dict) -> bool:
+    """Whether two records of one run agree (timings aside: they differ between machines)."""
+    timing = ("train_seconds", "ms_per_step")
+    return {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+
+
+def mark_partial(summary: Path, missing: list, found: int) -> None:
+    """Put what is missing on the first line of the report (``--allow-partial``)."""
+    if not summary.is_file():
+        return
+    first = (f"**Partial merge: {len(missing)} of {len(missing) + found} records are missing (e.g. "
+             f"{', '.join(map(str, missing[:3]))}); every table below holds only the runs found.**\n\n")
+    summary.write_text(first + summary.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 def main(args) -> int:
@@ -327,7 +401,7 @@ def main(args) -> int:
     if args.merge:
         if len(args.merge) < 2:
             raise ValueError("--merge OUT DIR1 [DIR2 ...]: give the output folder, then the shard folders")
-        merge_folders(args.merge[0], args.merge[1:])
+        merge_folders(args.merge[0], args.merge[1:], allow_partial=args.allow_partial)
         return 0
     if args.resume:
         if args.selection:

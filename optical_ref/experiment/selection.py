@@ -103,14 +103,12 @@ def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=N
 
 
 def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, say=print, budget="all") -> dict:
-    import dataclasses
-
+    """Check the request, then (the folder locked) tune every method of ``methods``: :func:`_select`."""
     from ..config import TrainConfig
     from .presets import parse_budget
     from ..data.settings import resolve_budget
-    from .runstore import open_run_folder, save_config, write_json
+    from .runstore import FolderLock, open_run_folder, save_config
     from .stages import prepare_split, resolve_encoder, stage_setting, use_all_cores
-    from ..train import TrainingDiverged
 
     methods = list(methods or KNOBS)
     unknown = [m for m in methods if m not in KNOBS]
@@ -129,9 +127,22 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
         resolve_budget(budget, len(setting.bitext[lang]), lang)
         if not setting.dev_bitext[lang]:
             raise ValueError(f"{cfg.dataset} has no parallel dev bitext for {lang}; selection needs one (use --dataset mtop)")
-    save_config(out, cfg.as_saved())
+    with FolderLock(out):                     # the lock compare takes: one writer of a folder at a time
+        save_config(out, cfg.as_saved())
+        ctx = prepare_split(cfg, tcfg, cfg.split_seeds[0], encoder_dir, out, setting=setting)
+        return _select(cfg, ctx, tcfg, out, methods, eval_steps, say, budget)
+
+
+def _select(cfg, ctx, tcfg, out: Path, methods, eval_steps, say, budget) -> dict:
+    """Train and score every candidate of ``methods`` (reusing those finished before), choose, and write
+    ``selection.json`` and ``selection.md``."""
+    import dataclasses
+
+    from .runstore import write_json
+    from ..train import TrainingDiverged
+
+    setting = ctx.setting
     done = finished_candidates(out, cfg.langs, eval_steps, budget)
-    ctx = prepare_split(cfg, tcfg, cfg.split_seeds[0], encoder_dir, out, setting=setting)
     teacher, tokenizer = ctx.teacher, ctx.tokenizer
     zero_shot = {lang: dev_scores(teacher.student_init, teacher.encoder, tokenizer, setting.dev_bitext[lang], cfg.device)
                  for lang in cfg.langs}
@@ -260,21 +271,67 @@ def selection_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def method_settings_from(path) -> dict:
-    """``{method: {lr, student_steps, knob}}`` from a selection file written by :func:`run_selection`."""
+def method_settings_from(path, encoder="any", methods=None, budgets=None) -> dict:
+    """``{method: {lr, student_steps, knob}}`` from a selection file written by :func:`run_selection`, every value
+    checked as ``--set`` checks its own (the message names the file). ``encoder`` (unless "any"): the encoder the
+    run uses, which must be the one the selection was made for; ``methods``: those that must have a choice;
+    ``budgets``: the budgets of the run, one of which must be the one the selection was made at."""
     from .runstore import read_json
     data = read_json(path, "selection", "run `python -m optical_ref select` to write one")
-    if not isinstance(data, dict) or data.get("format") != SELECTION_FORMAT:
-        raise ValueError(f"--selection {path}: not a selection file of this version (no \"format\": "
-                         f"\"{SELECTION_FORMAT}\"); run `python -m optical_ref select` again")
-    return {m: {k: v for k, v in c.items() if k not in ("dev_score", "spread")} for m, c in data["chosen"].items()}
+    where = f"--selection {path}"
+    if not isinstance(data, dict) or data.get("format") != SELECTION_FORMAT or not isinstance(data.get("chosen"), dict):
+        raise ValueError(f"{where}: not a selection file of this version (no \"format\": \"{SELECTION_FORMAT}\" with "
+                         "its \"chosen\" settings); run `python -m optical_ref select` again")
+    if encoder != "any" and data.get("encoder") != encoder:
+        raise ValueError(f"{where}: made for encoder {data.get('encoder') or 'the small BERT'}, but this run uses "
+                         f"{encoder or 'the small BERT'}; select again with this encoder")
+    made_at = data.get("budget", "all")
+    if budgets is not None and str(made_at) not in map(str, budgets):
+        raise ValueError(f"{where}: made at budget {made_at}, but this run trains at {', '.join(map(str, budgets))}; "
+                         f"settings tuned at one budget need not suit another: select with --budget for each")
+    missing = [m for m in methods or [] if m not in data["chosen"]]
+    if missing:
+        raise ValueError(f"{where}: has no choice for {', '.join(missing)} (it holds {', '.join(data['chosen'])}); "
+                         "select for that method, or leave it out")
+    return {m: _checked_choice(where, m, c) for m, c in data["chosen"].items()}
+
+
+def _checked_choice(where: str, method: str, chosen) -> dict:
+    """One method's chosen settings, each key a per-method setting and each value of its setting's type."""
+    from ..config import METHOD_KEYS, TrainConfig
+    from dataclasses import fields
+
+    if not isinstance(chosen, dict):
+        raise ValueError(f"{where}: the choice for {method} is not an object of settings")
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    values = {k: v for k, v in chosen.items() if k not in ("dev_score", "spread")}
+    for key, value in values.items():
+        if key not in METHOD_KEYS:
+            raise ValueError(f"{where}: {method}.{key} is not a setting a method may choose ({', '.join(METHOD_KEYS)})")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = (isinstance(value, int) and number) if types[key] == "int" else number if types[key] == "float" \
+            else isinstance(value, str)
+        if not ok:
+            raise ValueError(f"{where}: {method}.{key} = {value!r} is not {'an integer' if types[key] == 'int' else 'a number' if types[key] == 'float' else 'a string'}")
+    try:
+        TrainConfig(**values)
+    except ValueError as err:
+        raise ValueError(f"{where}: the choice for {method} is out of range ({err})") from None
+    return values
 
 
 def main(args) -> int:
     from .presets import make_config
     from ..config import parse_settings
 
+    if args.methods is not None and not [m for m in args.methods if m != "zero-shot"]:
+        raise ValueError("--methods zero-shot: zero-shot has nothing to tune; name a method from "
+                         f"{', '.join(KNOBS)}")
+    if any(s.split("=", 1)[0].strip().rpartition(".")[2] == "student_steps" for s in args.settings or []):
+        raise ValueError("--set student_steps: select trains every candidate to the last of --eval-steps and picks "
+                         "the step; give --eval-steps instead")
     cfg = make_config(args.preset, langs=args.langs, data_dir=args.data_dir, device=args.device,
                       methods=["zero-shot", *(args.methods or KNOBS)], train_overrides=parse_settings(args.settings))
-    run_selection(cfg, Path(args.out), args.methods, args.eval_steps, budget=args.budget)
+    methods = [m for m in args.methods or KNOBS if m != "zero-shot"]   # zero-shot is scored anyway
+    run_selection(cfg, Path(args.out), methods, args.eval_steps, budget=args.budget)
     return 0

@@ -40,6 +40,7 @@ def _run(job) -> list:
 
 def run_in_processes(cfg, split_seed: int, encoder_dir, out, jobs: list, workers: int, save_students=False):
     """Yield the records of each run of ``jobs`` (a list per run) as the ``workers`` processes finish them."""
+    workers = min(workers, len(jobs))         # a process per run left at most: more would only start and wait
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_init, initargs=(cfg.as_saved(), split_seed, encoder_dir, str(out),

@@ -39,16 +39,22 @@ def main(args) -> int:
     if args.results:
         try:
             data = json.loads(open(args.results, encoding="utf-8").read())
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"--results {args.results}: cannot read it as JSON ({err})") from None
+        except RecursionError:   # nested deeper than the parser goes: no results file is
+            raise ValueError(f"--results {args.results}: nested too deeply to be a results file") from None
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             raise ValueError(f"--results {args.results}: expected {{\"kind\": ..., \"results\": {{case name: "
                              "{field: value}}}} (see optical_ref/classroom/reference/results.schema.json)")
         kind = data.get("kind", args.kind)
         if kind not in KINDS:
             raise ValueError(f"--results {args.results}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
-        return report(f"verifying {args.results} against the '{kind}' reference ({args.profile} tolerances)",
-                      run_results(kind, data["results"], profile))
+        try:
+            outcome = run_results(kind, data["results"], profile)
+        except (KeyError, TypeError, IndexError, AttributeError, RecursionError) as err:   # a damaged entry
+            raise ValueError(f"--results {args.results}: a case entry is damaged or not of the schema "
+                             f"({type(err).__name__}: {err}); see optical_ref/classroom/reference/results.schema.json") from None
+        return report(f"verifying {args.results} against the '{kind}' reference ({args.profile} tolerances)", outcome)
     if not args.impl:
         raise ValueError("verify needs --impl FILE.py:FUNCTION (or module:FUNCTION), or --results FILE.json")
     fn = load_function(args.impl)
