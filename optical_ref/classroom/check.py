@@ -185,20 +185,27 @@ ISOLATION_TEXT = {
 
 
 def grade_all(students: list, cases: dict, time_limit: float, level: str, work: Path, root: Path, progress) -> dict:
-    """Private copies of every student first (so no student can change another's files before they are graded),
-    then each student in turn; a failure of the grader on one student scores that student 0, with the reason."""
-    from .isolation import private_copy
+    """Every student's sources read first (so no student can change another's files before they are graded),
+    then each student in turn from a private copy that exists only for that turn."""
+    from .isolation import read_sources, remove_private_copy, write_private_copy
 
-    copies, table = {}, {}
-    for k, student in enumerate(students):
-        try:
-            copies[student] = (work / f"s{k:04d}", private_copy(student, work / f"s{k:04d}"))
-        except OSError as err:
-            copies[student] = (None, [f"the folder could not be copied ({type(err).__name__})"])
+    snapshots, table = {}, {}
     for student in students:
-        folder, notes = copies[student]
-        hidden = [root, INSTRUCTOR, *(c for c, _ in copies.values() if c is not None and c != folder)]
-        table[printable(student.name)] = grade_student(folder, notes, cases, time_limit, level, hidden)
+        try:
+            snapshots[student] = read_sources(student)
+        except OSError as err:
+            snapshots[student] = (None, [f"the folder could not be read ({type(err).__name__})"])
+    for k, student in enumerate(students):
+        sources, notes = snapshots[student]
+        folder = work / f"s{k:04d}"
+        try:
+            own = write_private_copy(sources, folder) if sources is not None else None
+        except OSError as err:
+            own, notes = None, [*notes, f"its private copy could not be written ({type(err).__name__})"]
+        try:
+            table[printable(student.name)] = grade_student(own, notes, cases, time_limit, level, [root, INSTRUCTOR])
+        finally:
+            remove_private_copy(folder)
         scores = [r["score"] for r in table[printable(student.name)].values()]
         progress(f"  {printable(student.name):<20} " + " ".join(f"{s:.2f}" for s in scores)
                  + f"  total {100 * sum(scores) / len(scores):.1f}%")

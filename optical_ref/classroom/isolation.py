@@ -11,8 +11,9 @@
   answer key (``instructor/``) and the other students' private copies are covered by empty file systems and its
   own copy is read-only.
 - **Private copies.** A student is graded from a copy of their folder that holds their ``.py`` sources only
-  (no ``.pyc``, no symlinks), taken for every student before the first one runs, so nothing a student writes
-  into another's folder changes a grade.
+  (no ``.pyc``, no symlinks), read for every student before the first one runs and written out, read-only, only
+  for that student's turn, so nothing a student writes into another's folder changes a grade, and the grader
+  writes nothing (no ``__pycache__``) into a student's folder.
 """
 from __future__ import annotations
 
@@ -144,19 +145,36 @@ def namespace_prefix(hidden: list, read_only: Path) -> list:
             "sh", "-c", script, "sandbox", str(read_only), *existing, "--"]
 
 
-def private_copy(folder: Path, target: Path) -> list:
-    """Copy a student's ``.py`` sources (regular files, top level, no symlinks) into ``target``; the notes on
-    what was left out (a ``.pyc``, a symlink, a folder) come back."""
-    target.mkdir(mode=0o700, parents=True)
-    notes = []
+def read_sources(folder: Path) -> tuple:
+    """({file name: bytes} of a student's ``.py`` sources (regular files at the top level, no symlinks), notes on
+    what was left out). Read for every student before the first one runs: nothing a student writes later into
+    another's folder changes what that other student is graded on."""
+    sources, notes = {}, []
     for entry in sorted(folder.iterdir(), key=lambda p: os.fsencode(p.name)):
         if entry.is_symlink():
             notes.append(f"{_printable(entry.name)} is a symlink: ignored")
         elif entry.is_file() and entry.suffix == ".py":
-            shutil.copyfile(entry, target / entry.name)
+            sources[entry.name] = entry.read_bytes()
         elif entry.suffix == ".pyc" or entry.name == "__pycache__":
             notes.append(f"{_printable(entry.name)}: compiled files are ignored, only sources are graded")
-    return notes
+    return sources, notes
+
+
+def write_private_copy(sources: dict, target: Path) -> Path:
+    """The student's private folder for their turn: their sources only, read-only."""
+    target.mkdir(mode=0o700)
+    for name, data in sources.items():
+        (target / name).write_bytes(data)
+        (target / name).chmod(0o444)
+    target.chmod(0o555)
+    return target
+
+
+def remove_private_copy(target: Path) -> None:
+    """Remove a private copy (the grader's own folder, never the student's) once the turn is over."""
+    if target.exists():
+        target.chmod(0o700)
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def _printable(name: str) -> str:

@@ -140,7 +140,10 @@ def follow(channel, exercise: dict, outcome: Outcome, time_limit: float, process
             apply(parse(line), exercise["name"], outcome)
         except EOFError:
             return _lost(outcome, f"the process ended ({_ending(process)})", time_limit)
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
+        except KeyError as err:
+            outcome.finish(f"a result line misses the field {err}: scored 0")
+            return False
+        except (ValueError, TypeError, AttributeError) as err:
             outcome.finish(f"{err}: scored 0")
             return False
     return True
