@@ -91,8 +91,8 @@ def _judge(exercise, cases: list, outcome) -> dict:
     refused = [c for c in outcome.library_calls if c not in exercise.allowed]
     if refused:
         allowed = ", ".join(exercise.allowed) or "nothing from optical_ref or another OT library"
-        return zero_score(cases, f"calls the library's own {', '.join(refused[:3])} (this exercise may use "
-                                 f"{allowed}): scored 0")
+        return zero_score(cases, f"calls the library's own {', '.join(refused[:3])} (optical_ref's, or another OT "
+                                 f"library's; this exercise may use {allowed}): scored 0")
     results = [_judge_one(exercise.kind, case, outcome.outcomes.get(i), hint) for i, case in enumerate(cases)]
     passed = sum(r.passed for r in results)
     notes = sorted({r.hint or r.crash for r in results if not r.passed and (r.hint or r.crash)})

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from . import isolation
 
 STARTUP_ALLOWANCE = 60.0       # the sandbox's own start (python, numpy, torch) before the first exercise
+IMPORT_ALLOWANCE = 15.0        # loading a file may import big libraries (scipy, POT: seconds), on top of the limit
 MAX_LINE_BYTES = 64 * 2**20    # far above any result of the cases (the largest plan holds a few hundred numbers)
 MAX_STRIKES = 2                # cases past the limit (or deaths) after which an exercise's other cases score 0
 
@@ -134,9 +135,10 @@ def follow(channel, exercise: dict, outcome: Outcome, time_limit: float, process
     limit, the sandbox died, or it sent something unreadable)."""
     while not outcome.done:
         try:
-            line = channel.line(time_limit)
+            allowed = time_limit if outcome.loaded else time_limit + IMPORT_ALLOWANCE
+            line = channel.line(allowed)
             if line is None:
-                return _lost(outcome, f"ran past the time limit of {time_limit:g} s", time_limit)
+                return _lost(outcome, f"ran past the time limit of {allowed:g} s", time_limit)
             apply(parse(line), exercise["name"], outcome)
         except EOFError:
             return _lost(outcome, f"the process ended ({_ending(process)})", time_limit)
