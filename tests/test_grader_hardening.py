@@ -62,6 +62,8 @@ VANDAL = """
 
 
 def tricky_class(root: Path, marks: Path) -> None:
+    """The students who break things by accident or on purpose: results no comparison survives, forged lines,
+    orphans, endless loops, threads; then the cheaters."""
     student(root, "a-ok", CORRECT)
     student(root, "b-orphan", ORPHAN.format(mark=str(marks)))
     student(root, "c-overflow", "def frobenius(P, C):\n    return 10**400\n")
@@ -96,12 +98,19 @@ def tricky_class(root: Path, marks: Path) -> None:
         def frobenius(P, C):
             return float((P * C).sum())
     """)
+    cheating_students(root, marks)
+
+
+def cheating_students(root: Path, marks: Path) -> None:
+    """The students who try to reach what they must not: other folders, bytecode, the library, the answer key,
+    the grader's processes; and the entries of the class folder that are not students."""
     student(root, "i-vandal", VANDAL)
     pyc = student(root, "j-pyc", WRONG)
     (pyc / "__pycache__").mkdir()
     good = root / "correct_source.py"
     good.write_text(CORRECT, encoding="utf-8")
-    py_compile.compile(str(good), cfile=str(pyc / "__pycache__" / f"ex03_frobenius.{__import__('sys').implementation.cache_tag}.pyc"),
+    tag = __import__("sys").implementation.cache_tag
+    py_compile.compile(str(good), cfile=str(pyc / "__pycache__" / f"ex03_frobenius.{tag}.pyc"),
                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     good.unlink()
     student(root, "k-profiler-off", """
@@ -153,7 +162,11 @@ def tricky_class(root: Path, marks: Path) -> None:
             return float((P * C).sum())
     """)
     student(root, b"q-\xff-latin1", CORRECT)
-    # Not students: named in the report, never graded nor followed
+    not_students(root)
+
+
+def not_students(root: Path) -> None:
+    """Entries of a class folder that are not students: named in the report, never graded nor followed."""
     (root / "archive.zip").write_bytes(b"PK\x05\x06" + bytes(18))
     (root / "dangling").symlink_to(root / "nowhere")
     (root / "key-link").symlink_to(INSTRUCTOR)
@@ -189,7 +202,8 @@ def test_a_result_that_breaks_the_comparison_scores_zero_and_grading_goes_on(tri
 
 
 def test_forged_lines_missing_a_field_or_nested_too_deep_score_zero_with_a_note(tricky):
-    assert score(tricky, "e-missing-field")[0] == 0 and "misses the field 'outcome'" in score(tricky, "e-missing-field")[1]
+    value, note = score(tricky, "e-missing-field")
+    assert value == 0 and "misses the field 'outcome'" in note
     assert score(tricky, "f-deep-json")[0] == 0 and "RecursionError" in score(tricky, "f-deep-json")[1]
 
 

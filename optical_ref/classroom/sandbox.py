@@ -1,4 +1,5 @@
-"""The grader's sandbox: one student's submissions run in a fresh process, ``python -B -m optical_ref.classroom.sandbox``.
+"""The grader's sandbox: one student's submissions run in a fresh process
+(``python -B -m optical_ref.classroom.sandbox``).
 
 Why a process of its own: a submission is arbitrary code. Run in the grader's process it could end the grading
 (``sys.exit``), hang it (a loop that never ends), or patch the comparison so that a later student's wrong answer
@@ -28,8 +29,8 @@ Protocol: the request comes on stdin as one JSON object, ``{"exercises": [{"name
 "allowed": [qualified names], "first": index of the first case, "cases": [{"name", "inputs"}]}]}`` (stdin, not
 argv or the environment: no other process can read it). The answers go to the original stdout, one JSON line
 each: ``{"ready": true}`` once, then per exercise ``{"ex", "loaded": true}`` or ``{"ex", "refused": reason}``,
-one ``{"ex", "i", "outcome": [status, fields], "library_calls": [so far]}`` per case, and ``{"ex", "end": true, "library_calls": [...],
-"refused": reason or null}``. What a submission prints goes to stderr, never into the channel.
+one ``{"ex", "i", "outcome": [status, fields], "library_calls": [so far]}`` per case, and ``{"ex", "end":
+true, "library_calls": [...], "refused": reason or null}``. What a submission prints goes to stderr, never into the channel.
 """
 from __future__ import annotations
 
@@ -133,8 +134,8 @@ def run_exercise(exercise: dict, send) -> None:
             if sys.getprofile() is not watch:
                 refused = "switched off the grader's library-call watcher (sys.setprofile): refused"
                 sys.setprofile(watch)
-            send({"ex": name, "i": i, "library_calls": watch.seen, "outcome": [status, fields if status != "ok"
-                                                                               else {k: _plain(v) for k, v in fields.items()}]})
+            plain = fields if status != "ok" else {k: _plain(v) for k, v in fields.items()}
+            send({"ex": name, "i": i, "library_calls": watch.seen, "outcome": [status, plain]})
     except (ValueError, FileNotFoundError) as err:
         return send({"ex": name, "refused": str(err)})
     finally:
