@@ -185,7 +185,8 @@ def hostile_class(tmp_path_factory):
     """))
     write_student(root / "d-lookup", frobenius_only("""
         import json, pathlib, optical_ref
-        CASES = json.loads((pathlib.Path(optical_ref.__file__).parent / "reference" / "frobenius.json").read_text())
+        HERE = pathlib.Path(optical_ref.__file__).parent / "classroom" / "reference"
+        CASES = json.loads((HERE / "frobenius.json").read_text())
         def frobenius(P, C):
             for case in CASES["cases"]:
                 if case["inputs"]["P"] == P.tolist():

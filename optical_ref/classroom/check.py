@@ -11,11 +11,15 @@ function names). Every exercise of every student is run on
   grading time. They outnumber the public ones, so a submission that looks the public expected values up
   scores well below a pass; the public cases show every kind of input the hidden ones use.
 
-**Isolation.** Each student's submissions run in a fresh process (:mod:`optical_ref.classroom.sandbox`) that only calls
-the functions on the cases' inputs, with a time limit per exercise; the comparison with the expected values
-happens here, in the grader's process. A student's crash, ``sys.exit``, endless loop or monkeypatching can
-cost that student that exercise, never another student's score or the class's grading: a process that dies
-is replaced by a fresh one for the student's remaining exercises.
+**Isolation.** Each student is graded from a private copy of their folder (``.py`` sources only) in fresh
+processes (:mod:`optical_ref.classroom.sandbox`, driven case by case by :mod:`optical_ref.classroom.runner`)
+that only call the functions on the cases' inputs, with a time limit per case enforced from outside; the
+comparison with the expected values happens here, in the grader's process. With ``--isolate auto`` (default)
+or ``namespaces`` the sandbox runs in namespaces of its own (:mod:`optical_ref.classroom.isolation`); the grader
+is the reaper of every process a student starts, and kills them all when the student's turn ends. A student's
+crash, ``sys.exit``, endless loop, monkeypatching or unreadable output costs that student that exercise (or
+that case), never another student's score or the class's grading. ``tutorials/exercises/GRADING.md`` says
+what each level protects against.
 
 **The library's own implementation scores 0.** The graded function must be defined in the student's file, and
 every call into ``optical_ref`` code made under the student's code is recorded by what it runs, not by name
@@ -24,18 +28,20 @@ every call into ``optical_ref`` code made under the student's code is recorded b
 file scores 0.
 
 Output: a table on the screen; ``grades.csv`` (``--csv PATH``, default ``./grades.csv``, never inside the
-submissions): student, one column per exercise (score 0..1), and the total in percent; with ``--json``,
-``{"seed", "version", "graded_at", "time_limit", "hidden_per_exercise", "students": {student: {exercise:
+submissions, written whole or not at all): student, one column per exercise (score 0..1), and the total in
+percent; with ``--json``, ``{"seed", "version", "graded_at", "time_limit", "hidden_per_exercise", "isolation",
+"reaper", "skipped": [notes], "students": {student: {exercise:
 {"passed", "total", "score", "failed": [case names], "note"}}}}``. The CSV's first line names the seed, version
 and time as a comment, so that a grade can be reproduced (``--seed``).
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import os
 import secrets
-import subprocess
-import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,8 +49,10 @@ from pathlib import Path
 import numpy as np
 
 HIDDEN_PER_EXERCISE = 8
-DEFAULT_TIME_LIMIT = 20.0     # seconds per exercise; a correct solution of any exercise takes well under 1 s
-STARTUP_ALLOWANCE = 60.0      # the sandbox's own start (python, numpy, torch) before the first exercise
+DEFAULT_TIME_LIMIT = 20.0     # seconds per case; a correct solution of any case takes well under 1 s
+MAX_TIME_LIMIT = 3600.0       # a limit beyond an hour per case is a typo (and `inf` would switch it off)
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]     # the folder optical_ref is imported from
+INSTRUCTOR = PACKAGE_PARENT / "instructor"                 # the answer key: never visible to a sandbox
 
 
 # --------------------------------------------------------------------------------------------------
@@ -61,123 +69,230 @@ def cases_for(name: str, exercise, rng_seed: int) -> list:
     return public + hidden_cases(exercise.kind, rng, n_hidden, small_eps=exercise.case_filter is None)
 
 
-def run_sandbox(exercises: list, time_limit: float) -> dict:
-    """Run one student's exercises in fresh processes; {exercise name: sandbox result or {"died": note}}."""
-    results, todo = {}, list(exercises)
-    while todo:
-        with tempfile.TemporaryDirectory(prefix="optical-ref-grade-") as tmp:
-            request, result = Path(tmp) / "request.json", Path(tmp) / "result.jsonl"
-            request.write_text(json.dumps({"result": str(result), "exercises": todo}), encoding="utf-8")
-            try:
-                done = subprocess.run([sys.executable, "-m", "optical_ref.classroom.sandbox", str(request)], cwd=tmp,
-                                      capture_output=True, timeout=STARTUP_ALLOWANCE + time_limit * len(todo),
-                                      stdin=subprocess.DEVNULL)
-                ending = f"the process ended with exit code {done.returncode}"
-            except subprocess.TimeoutExpired:
-                ending = "the process was stopped at the time limit"
-            lines = result.read_text(encoding="utf-8").splitlines() if result.is_file() else []
-        for line in lines:
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                break                        # a line cut short: that exercise is the one that ended the process
-            if item.get("name") in {e["name"] for e in todo} and item["name"] not in results:
-                results[item["name"]] = item
-        remaining = [e for e in todo if e["name"] not in results]
-        if remaining:     # the first unfinished exercise ended (or hung) the process; the rest get a fresh one
-            results[remaining[0]["name"]] = {"died": f"{ending} while running this exercise (sys.exit, a crash of "
-                                                     "the interpreter, or a hang); the other exercises were run again"}
-        todo = remaining[1:]
-    return results
-
-
 def zero_score(cases: list, note: str) -> dict:
     """An exercise scored 0 on every case, with the reason."""
     return {"passed": 0, "total": len(cases), "score": 0.0, "failed": [c["name"] for c in cases], "note": note}
 
 
-def judge(name: str, exercise, cases: list, outcome: dict) -> dict:
-    from .exercises import hint
-    from .reference.engine import judge_case
+def judge(name: str, exercise, cases: list, outcome) -> dict:
+    """Score one exercise of one student from its :class:`~optical_ref.classroom.runner.Outcome`; whatever the
+    outcome holds, the answer is a score with a note, never an exception."""
+    try:
+        return _judge(exercise, cases, outcome)
+    except Exception as err:    # noqa: BLE001 (a result no check foresaw: that exercise's 0, not the class's end)
+        return zero_score(cases, f"the result could not be judged ({type(err).__name__}): scored 0")
 
-    if "died" in outcome:
-        return zero_score(cases, outcome["died"])
-    if outcome.get("refused"):
-        return zero_score(cases, outcome["refused"])
-    refused = [c for c in outcome.get("library_calls", []) if c not in exercise.allowed]
+
+def _judge(exercise, cases: list, outcome) -> dict:
+    from .exercises import hint
+
+    if outcome.refused:
+        return zero_score(cases, outcome.refused)
+    refused = [c for c in outcome.library_calls if c not in exercise.allowed]
     if refused:
-        allowed = ", ".join(exercise.allowed) or "nothing from optical_ref"
-        return zero_score(cases, f"calls the library's own {', '.join(refused[:3])} (this exercise may use {allowed}): scored 0")
-    results = [judge_case(exercise.kind, case, tuple(o), hint=hint, skip_fields=("envelope_grad_X",))
-               for case, o in zip(cases, outcome["outcomes"])]
+        allowed = ", ".join(exercise.allowed) or "nothing from optical_ref or another OT library"
+        return zero_score(cases, f"calls the library's own {', '.join(refused[:3])} (optical_ref's, or another OT "
+                                 f"library's; this exercise may use {allowed}): scored 0")
+    results = [_judge_one(exercise.kind, case, outcome.outcomes.get(i), hint) for i, case in enumerate(cases)]
     passed = sum(r.passed for r in results)
     notes = sorted({r.hint or r.crash for r in results if not r.passed and (r.hint or r.crash)})
     return {"passed": passed, "total": len(cases), "score": round(passed / len(cases), 4),
             "failed": [r.name for r in results if not r.passed], "note": "; ".join(notes)[:500]}
 
 
-def grade(submissions, seed: int | None = None, progress=print, time_limit: float = DEFAULT_TIME_LIMIT) -> dict:
+def _judge_one(kind: str, case, outcome, hint):
+    """One case's verdict; a case never run, or a result that breaks the comparison (10**400, a string where a
+    plan should be), fails with the reason."""
+    from .reference.engine import CaseResult, judge_case, tolerance_of
+
+    if outcome is None:
+        return CaseResult(case["name"], False, None, 0.0, crash="not run")
+    try:
+        return judge_case(kind, case, tuple(outcome), hint=hint, skip_fields=("envelope_grad_X",))
+    except Exception as err:     # noqa: BLE001 (OverflowError, RecursionError, ...: this case fails, nothing else)
+        return CaseResult(case["name"], False, None, tolerance_of(case, "plan"),
+                          crash=f"the result cannot be compared ({type(err).__name__})")
+
+
+def list_students(root: Path) -> tuple:
+    """(student folders, notes on what was skipped and why): hidden entries, ``__pycache__``, files (a .zip),
+    symlinks (never followed: one could point at the answer key) and broken links are named, not graded."""
+    students, skipped = [], []
+    for entry in sorted(root.iterdir(), key=lambda p: os.fsencode(p.name)):
+        shown = printable(entry.name)
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            skipped.append(f"{shown}: a symlink, not followed (a student's work must be a folder)")
+        elif entry.name == "__pycache__":
+            skipped.append(f"{shown}: Python's cache folder, not a student")
+        elif entry.is_dir():
+            students.append(entry)
+        else:
+            skipped.append(f"{shown}: not a folder (unpack archives such as .zip into a folder per student)")
+    return students, skipped
+
+
+def printable(name: str) -> str:
+    """A folder name as text whatever bytes it holds (a name that is not UTF-8 is shown escaped)."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
+def check_time_limit(time_limit) -> float:
+    if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and 0 < time_limit <= MAX_TIME_LIMIT):
+        raise ValueError(f"--time-limit {time_limit}: give a number of seconds in (0, {MAX_TIME_LIMIT:g}]")
+    return float(time_limit)
+
+
+def grade(submissions, seed: int | None = None, progress=print, time_limit: float = DEFAULT_TIME_LIMIT,
+          isolate: str = "auto") -> dict:
+    """Grade every student folder of ``submissions``; every student gets a grade for every exercise."""
     from .. import __version__
     from .exercises import EXERCISES
+    from .isolation import become_subreaper, choose_isolation
 
     root = Path(submissions)
     if not root.is_dir():
         raise FileNotFoundError(f"--grade {root}: no such folder; give a folder with one sub-folder per student")
-    students = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    students, skipped = list_students(root)
     if not students:
         raise ValueError(f"--grade {root}: no student folders in it (expected {root}/<student>/exNN_*.py)")
     if seed is not None and not 0 <= seed < 2**32:
         raise ValueError(f"--seed {seed}: give an integer in [0, 2^32)")
-    if not time_limit > 0:
-        raise ValueError(f"--time-limit {time_limit}: give a positive number of seconds")
+    time_limit = check_time_limit(time_limit)
+    level = choose_isolation(isolate)
+    reaper = become_subreaper()
     seed = seed if seed is not None else secrets.randbelow(2**31)
-    progress(f"[grade] {len(students)} students x {len(EXERCISES)} exercises, each student in a fresh process "
-             f"({time_limit:g} s per exercise); hidden cases from seed {seed} (rerun with --seed {seed} to reproduce)")
+    progress(f"[grade] {len(students)} students x {len(EXERCISES)} exercises, each student in fresh processes "
+             f"({time_limit:g} s per case); hidden cases from seed {seed} (rerun with --seed {seed} to reproduce)")
+    progress(f"[grade] isolation: {ISOLATION_TEXT[level]}")
+    for note in skipped:
+        progress(f"[grade] skipped {note}")
     cases = {name: cases_for(name, ex, seed) for name, ex in EXERCISES.items()}
-    table = {}
-    for student in students:
-        row, present = {}, []
-        for name, ex in EXERCISES.items():
-            if not (student / ex.skeleton).is_file():
-                row[name] = zero_score(cases[name], f"missing file {ex.skeleton}")
-            else:
-                present.append({"name": name, "file": str((student / ex.skeleton).resolve()), "function": ex.function,
-                                "kind": ex.kind, "allowed": list(ex.allowed), "time_limit": time_limit,
-                                "cases": [{"name": c["name"], "inputs": c["inputs"]} for c in cases[name]]})
-        outcomes = run_sandbox(present, time_limit) if present else {}
-        for name, ex in EXERCISES.items():
-            if name in outcomes:
-                row[name] = judge(name, ex, cases[name], outcomes[name])
-        table[student.name] = {name: row[name] for name in EXERCISES}
-        scores = [r["score"] for r in table[student.name].values()]
-        progress(f"  {student.name:<20} " + " ".join(f"{s:.2f}" for s in scores)
-                 + f"  total {100 * sum(scores) / len(scores):.1f}%")
+    with tempfile.TemporaryDirectory(prefix="optical-ref-grade-") as work:
+        table = grade_all(students, cases, time_limit, level, Path(work), root, progress)
     return {"seed": seed, "version": __version__, "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "time_limit": time_limit, "hidden_per_exercise": HIDDEN_PER_EXERCISE, "students": table}
+            "time_limit": time_limit, "hidden_per_exercise": HIDDEN_PER_EXERCISE, "isolation": level,
+            "reaper": "subreaper" if reaper else "process group", "skipped": skipped, "students": table}
+
+
+ISOLATION_TEXT = {
+    "namespaces": "namespaces (each sandbox has its own PID, mount and network namespaces and sees only its own "
+                  "read-only copy)",
+    "process": "process level only (no user namespaces here): a submission could read other files of this user "
+               "and forge its results; the grades say isolation \"process\"",
+}
+
+
+def grade_all(students: list, cases: dict, time_limit: float, level: str, work: Path, root: Path, progress) -> dict:
+    """Every student's sources read first (so no student can change another's files before they are graded),
+    then each student in turn from a private copy that exists only for that turn."""
+    from .isolation import read_sources, remove_private_copy, write_private_copy
+
+    snapshots, table = {}, {}
+    for student in students:
+        try:
+            snapshots[student] = read_sources(student)
+        except OSError as err:
+            snapshots[student] = (None, [f"the folder could not be read ({type(err).__name__})"])
+    for k, student in enumerate(students):
+        sources, notes = snapshots[student]
+        folder = work / f"s{k:04d}"
+        try:
+            own = write_private_copy(sources, folder) if sources is not None else None
+        except OSError as err:
+            own, notes = None, [*notes, f"its private copy could not be written ({type(err).__name__})"]
+        try:
+            table[printable(student.name)] = grade_student(own, notes, cases, time_limit, level, [root, INSTRUCTOR])
+        finally:
+            remove_private_copy(folder)
+        scores = [r["score"] for r in table[printable(student.name)].values()]
+        progress(f"  {printable(student.name):<20} " + " ".join(f"{s:.2f}" for s in scores)
+                 + f"  total {100 * sum(scores) / len(scores):.1f}%")
+    return table
+
+
+def grade_student(folder, notes: list, cases: dict, time_limit: float, level: str, hidden: list) -> dict:
+    """{exercise: score record} of one student, from their private copy ``folder``; never raises."""
+    from .exercises import EXERCISES
+    from .runner import run_student, sandbox_command
+
+    row = {}
+    try:
+        present = []
+        for name, ex in EXERCISES.items():
+            if folder is None or not (folder / ex.skeleton).is_file():
+                row[name] = zero_score(cases[name], f"missing file {ex.skeleton}" + _notes(notes))
+            else:
+                present.append({"name": name, "file": str(folder / ex.skeleton), "function": ex.function,
+                                "kind": ex.kind, "allowed": list(ex.allowed),
+                                "cases": [{"name": c["name"], "inputs": c["inputs"]} for c in cases[name]]})
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(PACKAGE_PARENT)}
+        command = sandbox_command(level, hidden, folder)
+        outcomes = run_student(present, time_limit, command, folder, env) if present else {}
+        for name, outcome in outcomes.items():
+            row[name] = judge(name, EXERCISES[name], cases[name], outcome)
+    except Exception as err:      # noqa: BLE001 (the grader's own failure on this student: 0 with the reason)
+        for name in EXERCISES:
+            row.setdefault(name, zero_score(cases[name], f"the grader could not run this student "
+                                                         f"({type(err).__name__}: {err}): scored 0"))
+    return {name: row[name] for name in EXERCISES}
+
+
+def _notes(notes: list) -> str:
+    return f" ({'; '.join(notes)[:200]})" if notes else ""
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it: the file is whole or not there."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_csv(graded: dict, path) -> None:
     from .exercises import EXERCISES
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        fh.write(f"# optical-ref {graded['version']} grades, seed {graded['seed']}, {graded['graded_at']}\n")
-        writer = csv.writer(fh)
-        writer.writerow(["student", *EXERCISES, "total_percent"])
-        for student, row in graded["students"].items():
-            scores = [row[name]["score"] for name in EXERCISES]
-            writer.writerow([student, *scores, round(100 * sum(scores) / len(scores), 2)])
+    buffer = io.StringIO()
+    buffer.write(f"# optical-ref {graded['version']} grades, seed {graded['seed']}, {graded['graded_at']}\n")
+    writer = csv.writer(buffer)
+    writer.writerow(["student", *EXERCISES, "total_percent"])
+    for student, row in graded["students"].items():
+        scores = [row[name]["score"] for name in EXERCISES]
+        writer.writerow([student, *scores, round(100 * sum(scores) / len(scores), 2)])
+    write_atomically(Path(path), buffer.getvalue())
+
+
+def output_paths(args) -> tuple:
+    """(csv path, json path or None), refused before any grading when one lies inside the submissions."""
+    csv_path = Path(args.csv) if args.csv else Path.cwd() / "grades.csv"
+    json_path = Path(args.json) if args.json else None
+    root = Path(args.grade).resolve()
+    for flag, path in (("--csv", csv_path), ("--json", json_path)):
+        if path is None:
+            continue
+        if path.resolve().is_relative_to(root):
+            raise ValueError(f"{flag} {path}: the grades must not be written inside the submissions folder; "
+                             "choose a path outside it")
+        if not path.parent.is_dir():
+            raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist")
+    return csv_path, json_path
 
 
 def main_grade(args) -> int:
-    graded = grade(args.grade, args.seed, time_limit=args.time_limit)
-    csv_path = Path(args.csv) if args.csv else Path.cwd() / "grades.csv"
-    if csv_path.resolve().is_relative_to(Path(args.grade).resolve()):
-        raise ValueError(f"--csv {csv_path}: the grades must not be written inside the submissions folder; "
-                         "choose a path outside it")
+    check_time_limit(args.time_limit)
+    csv_path, json_path = output_paths(args)
+    graded = grade(args.grade, args.seed, time_limit=args.time_limit, isolate=args.isolate)
     write_csv(graded, csv_path)
     print(f"[grade] scores: {csv_path}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(graded, indent=2), encoding="utf-8")
-        print(f"[grade] details: {args.json} (seed {graded['seed']})")
+    if json_path:
+        write_atomically(json_path, json.dumps(graded, indent=2))
+        print(f"[grade] details: {json_path} (seed {graded['seed']})")
     return 0
 
 
@@ -196,7 +311,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="--grade: the hidden cases' seed (default: a fresh one, "
                         "printed and saved)")
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT,
-                        help=f"seconds per exercise (per student with --grade; default {DEFAULT_TIME_LIMIT:g})")
+                        help=f"seconds per exercise (per case with --grade; default {DEFAULT_TIME_LIMIT:g})")
+    parser.add_argument("--isolate", choices=("auto", "namespaces", "none"), default="auto",
+                        help="--grade: run each student in namespaces of its own (no network, no view of the "
+                        "other students, the grader or the answer key) where the system allows; auto (default) "
+                        "falls back to process level and says so")
 
 
 def main(args) -> int:
@@ -215,8 +334,7 @@ def main(args) -> int:
         raise ValueError("--impl FILE.py:FUNCTION is required (e.g. tutorials/exercises/"
                          f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).skeleton}:"
                          f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).function})")
-    if not args.time_limit > 0:
-        raise ValueError(f"--time-limit {args.time_limit}: give a positive number of seconds")
+    check_time_limit(args.time_limit)
     function = load_function(args.impl)
     from .sandbox import TimeLimit, alarm_after
     try:

@@ -1,45 +1,71 @@
-"""The grader's sandbox: one student's submissions run in a fresh process, ``python -m optical_ref.classroom.sandbox REQUEST``.
+"""The grader's sandbox: one student's submissions run in a fresh process
+(``python -B -m optical_ref.classroom.sandbox``).
 
 Why a process of its own: a submission is arbitrary code. Run in the grader's process it could end the grading
 (``sys.exit``), hang it (a loop that never ends), or patch the comparison so that a later student's wrong answer
 passes. Here it can do none of that: this process only *calls* the student's functions on the cases' inputs
-(it never sees an expected value) and writes the outputs, one JSON line per exercise, to a result file; the
-grader compares them in its own process (:func:`optical_ref.classroom.reference.engine.judge_case`).
+(it never sees an expected value, nor the seed they were drawn from) and sends the outputs back; the grader
+compares them in its own process (:func:`optical_ref.classroom.reference.engine.judge_case`), and enforces the
+time limit of each case from outside (:mod:`optical_ref.classroom.check`), killing this process and all it
+started when a case runs past it.
 
 What is checked here, because only here can it be seen:
 
 - the graded function must be **defined in the student's file**: a function imported from ``optical_ref`` (or
   any other module), or a wrapper of one, is refused whatever its name;
-- every call into the library's code that has a frame of the student's file anywhere above it is recorded, by a
-  profiler (``sys.setprofile``) that looks at each call's code, not at names: re-exports, aliases,
-  ``__wrapped__``, ``importlib.reload`` and attribute tricks all end in library code and are all seen. Calls the
-  exercise allows (``ot-loss`` may call a Sinkhorn solver) and everything they call are not recorded; module
-  import (``<module>`` code) is not a call.
-- each exercise has a time limit (SIGALRM: a Python loop is interrupted where it stands).
+- every call into the library's code, or into another optimal-transport library (``ot`` (POT), ``geomloss``,
+  ``ott``), that has a frame of the student's file anywhere above it is recorded, by a profiler
+  (``sys.setprofile``, ``threading.setprofile``) that looks at each call's code, not at names: re-exports,
+  aliases, ``__wrapped__``, ``importlib.reload`` and attribute tricks all end in library code and are all seen.
+  Calls the exercise allows (``ot-loss`` may call a Sinkhorn solver) and everything they call are not recorded;
+  module import (``<module>`` code) is not a call. A submission that switches the profiler off
+  (``sys.setprofile(None)``) is refused.
 
-The limit of in-process checks: code in this process can, with enough effort, defeat any of them (it could
-forge its own result file). They stop the cheats a course meets; a grader for stakes runs this process in a
-container without write access to anything but its result file.
+The limit of in-process checks: code in this process can, with enough effort, defeat them (it could write
+forged lines to the grader's channel). Under ``--isolate namespaces`` it sees neither the grader, the answer
+key nor the other students; at process level the grades say so (``"isolation": "process"``).
 
-Request (JSON file): ``{"result": path, "exercises": [{"name", "file", "function", "kind", "allowed": [qualified
-names], "time_limit": seconds, "cases": [{"name", "inputs"}]}]}``. Result: one line per exercise,
-``{"name", "outcomes": [[status, fields]], "library_calls": [...], "refused": reason or null, "seconds"}``.
+Protocol: the request comes on stdin as one JSON object, ``{"exercises": [{"name", "file", "function", "kind",
+"allowed": [qualified names], "first": index of the first case, "cases": [{"name", "inputs"}]}]}`` (stdin, not
+argv or the environment: no other process can read it). The answers go to the original stdout, one JSON line
+each: ``{"ready": true}`` once, then per exercise ``{"ex", "loaded": true}`` or ``{"ex", "refused": reason}``,
+one ``{"ex", "i", "outcome": [status, fields], "library_calls": [so far]}`` per case, and ``{"ex", "end":
+true, "library_calls": [...], "refused": reason or null}``. What a submission prints goes to stderr, never into the channel.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import inspect
 import json
+import os
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
-LIBRARY = str(Path(__file__).resolve().parent.parent)   # the optical_ref package, whose calls are watched
+LIBRARY = str(Path(__file__).resolve().parents[1])   # the optical_ref package, whose calls are watched
+NUMPY_KINDS = ("sinkhorn", "sinkhorn_fixed", "exact_ot", "frobenius")   # the others hand over torch tensors
+OTHER_OT_LIBRARIES = ("ot", "geomloss", "ott")       # refused like optical_ref where the exercise asks for a solver
 
 
 class TimeLimit(BaseException):   # not an Exception: a submission's `except Exception` cannot swallow it
     """An exercise ran past its time limit."""
+
+
+def watched_roots() -> list:
+    """The folders whose code the profiler watches: optical_ref, and every other OT library installed here
+    (found without importing it)."""
+    roots = [LIBRARY]
+    for name in OTHER_OT_LIBRARIES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.submodule_search_locations:
+            for loc in spec.submodule_search_locations:     # as imported and as resolved (a venv may be a link)
+                roots.extend(dict.fromkeys([os.path.join(loc, ""), os.path.join(str(Path(loc).resolve()), "")]))
+    return roots
 
 
 def _plain(value):
@@ -59,18 +85,19 @@ def _plain(value):
 
 
 class LibraryCalls:
-    """The profiler: records library functions entered under a frame of the student's file."""
+    """The profiler: records watched library functions entered under a frame of the student's file."""
 
-    def __init__(self, student_file: str, allowed):
+    def __init__(self, student_file: str, allowed, roots=None):
         self.student_file, self.allowed, self.seen = student_file, set(allowed), []
+        self.roots = tuple(roots or watched_roots())
 
-    @staticmethod
-    def qualified(code) -> str:
-        module = Path(code.co_filename).resolve().relative_to(Path(LIBRARY).parent).with_suffix("")
+    def qualified(self, code) -> str:
+        root = next(r for r in self.roots if code.co_filename.startswith(r))
+        module = Path(code.co_filename).relative_to(Path(root).parent).with_suffix("")
         return ".".join(module.parts).removesuffix(".__init__") + "." + getattr(code, "co_qualname", code.co_name)
 
     def __call__(self, frame, event, arg):
-        if event != "call" or not frame.f_code.co_filename.startswith(LIBRARY):
+        if event != "call" or not frame.f_code.co_filename.startswith(self.roots):
             return
         entry, f = frame.f_code, frame
         while f is not None:
@@ -80,53 +107,57 @@ class LibraryCalls:
                 if name not in self.seen:
                     self.seen.append(name)
                 return
-            if code.co_filename.startswith(LIBRARY):
+            if code.co_filename.startswith(self.roots):
                 if code.co_name == "<module>" or self.qualified(code) in self.allowed:
                     return           # an import, or inside a call the exercise allows
                 entry = code
             f = f.f_back
 
 
-def run_exercise(exercise: dict) -> dict:
-    path = str(Path(exercise["file"]).resolve())
-    watch = LibraryCalls(path, exercise.get("allowed", ()))
-    out = {"name": exercise["name"], "outcomes": [], "library_calls": [], "refused": None}
-    started = time.perf_counter()
-    try:
-        with alarm_after(exercise["time_limit"]):
-            _run_cases(exercise, path, watch, out)
-    except TimeLimit:
-        out["refused"] = f"ran past its time limit of {exercise['time_limit']:g} s (a loop that never ends?)"
-    out["library_calls"] = watch.seen
-    out["seconds"] = round(time.perf_counter() - started, 3)
-    return out
-
-
-def _run_cases(exercise, path, watch, out) -> None:
+def run_exercise(exercise: dict, send) -> None:
+    """Load the student's function and call it on every case, sending one line per step (see the protocol)."""
     from .reference.engine import call_case, load_function
 
+    path = str(Path(exercise["file"]).resolve())
+    watch = LibraryCalls(path, exercise.get("allowed", ()))
+    name, refused = exercise["name"], None
     sys.setprofile(watch)
+    threading.setprofile(watch)        # threads the submission starts are watched too
     try:
         fn = load_function(f"{path}:{exercise['function']}")
-        if not inspect.isfunction(fn) or str(Path(fn.__code__.co_filename).resolve()) != path:
-            where = getattr(getattr(fn, "__code__", None), "co_filename", None) or getattr(fn, "__module__", "?")
-            out["refused"] = (f"{exercise['function']} is not defined in {Path(path).name} (it comes from {where}); "
-                              "a submission must write its own function")
-        else:
-            for case in exercise["cases"]:
-                status, fields = call_case(exercise["kind"], fn, case)
-                out["outcomes"].append([status, fields if status != "ok" else
-                                        {k: _plain(v) for k, v in fields.items()}])
+        refused = _not_own_function(fn, path, exercise["function"])
+        if refused:
+            return send({"ex": name, "refused": refused})
+        send({"ex": name, "loaded": True})
+        for i, case in enumerate(exercise["cases"], start=exercise.get("first", 0)):
+            status, fields = call_case(exercise["kind"], fn, case)
+            if sys.getprofile() is not watch:
+                refused = "switched off the grader's library-call watcher (sys.setprofile): refused"
+                sys.setprofile(watch)
+            plain = fields if status != "ok" else {k: _plain(v) for k, v in fields.items()}
+            send({"ex": name, "i": i, "library_calls": watch.seen, "outcome": [status, plain]})
     except (ValueError, FileNotFoundError) as err:
-        out["refused"] = str(err)
+        return send({"ex": name, "refused": str(err)})
     finally:
         sys.setprofile(None)
+        threading.setprofile(None)
+    send({"ex": name, "end": True, "library_calls": watch.seen, "refused": refused})
+
+
+def _not_own_function(fn, path: str, function: str) -> str | None:
+    """Why ``fn`` is not the student's own function (None when it is)."""
+    if inspect.isfunction(fn) and str(Path(fn.__code__.co_filename).resolve()) == path:
+        return None
+    where = getattr(getattr(fn, "__code__", None), "co_filename", None) or getattr(fn, "__module__", "?")
+    return (f"{function} is not defined in {Path(path).name} (it comes from {where}); a submission must write "
+            "its own function")
 
 
 @contextlib.contextmanager
 def alarm_after(seconds: float):
     """Raise :class:`TimeLimit` in the main thread once ``seconds`` of wall clock have passed inside the block (a
-    Python loop is interrupted where it stands); the previous alarm handler is restored on the way out."""
+    Python loop is interrupted where it stands); the previous alarm handler is restored on the way out. Used by
+    ``check EXERCISE`` (one student's own run); the grader enforces its limits from outside."""
     def on_alarm(signum, frame):
         raise TimeLimit()
 
@@ -139,13 +170,28 @@ def alarm_after(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
+def open_channel():
+    """The grader's channel (the original stdout) as a function that sends one JSON line; stdout itself is
+    pointed at stderr so that what a submission prints never reaches the channel."""
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def send(message: dict) -> None:
+        channel.write(json.dumps(message) + "\n")
+        channel.flush()
+    return send
+
+
 def main(argv=None) -> int:
-    request = json.loads(Path((argv or sys.argv[1:])[0]).read_text(encoding="utf-8"))
-    with open(request["result"], "a", encoding="utf-8") as sink:
-        for exercise in request["exercises"]:
-            line = json.dumps(run_exercise(exercise))
-            sink.write(line + "\n")
-            sink.flush()
+    send = open_channel()
+    request = json.loads(sys.stdin.read())
+    import numpy  # noqa: F401  (imported before the first time limit starts: the start is not the student's)
+    if any(e["kind"] not in NUMPY_KINDS for e in request["exercises"]):
+        import torch  # noqa: F401
+    send({"ready": True})
+    for exercise in request["exercises"]:
+        run_exercise(exercise, send)
     return 0
 
 
