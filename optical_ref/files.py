@@ -13,12 +13,18 @@ from pathlib import Path
 
 
 def replace_folder(new: Path, target: Path) -> None:
-    """Move the complete folder ``new`` to ``target`` (same parent folder: a rename), replacing what was there."""
+    """Move the complete folder ``new`` to ``target`` (one file system: a rename), replacing what was there; if the
+    move fails, the previous folder is put back."""
     new, target = Path(new), Path(target)
     if target.exists():
         old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
         os.replace(target, old / "previous")
-        os.replace(new, target)
+        try:
+            os.replace(new, target)
+        except OSError:                      # roll back: the previous folder goes back where it was
+            os.replace(old / "previous", target)
+            shutil.rmtree(old, ignore_errors=True)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, target)

@@ -40,6 +40,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..files import replace_folder
 from .records import MTOP_LANGS
 
 OFFICIAL_MTOP_URL = "https://dl.fbaipublicfiles.com/mtop/mtop.zip"   # published with Li et al., EACL 2021
@@ -249,6 +250,43 @@ def validate(dataset: Dataset, folder: Path) -> str:
 # --------------------------------------------------------------------------------------------------
 # Fetching: stage, validate, then swap
 # --------------------------------------------------------------------------------------------------
+def fetch_files(name, dataset, staging, target, downloads, url, sha256, progress) -> None:
+    """Download a dataset's pinned files into ``staging`` (each checked, resumable in ``downloads``)."""
+    for file_name, remote in dataset.files.items():
+        source = url if (url and len(dataset.files) == 1) else remote.resolved_url()
+        progress(f"[fetch] {name}: {file_name} ({remote.size}) from {source} -> {target}")
+        download(source, downloads / f"{name}-{file_name}", sha256 or remote.sha256, progress)
+        os.replace(downloads / f"{name}-{file_name}", staging / file_name)
+
+
+def fetch_archive(name, dataset, staging, target, downloads, tmp: Path, url, sha256, progress) -> tuple:
+    """Download a dataset's archive, unpack it safely and copy only the expected files into ``staging``;
+    returns (the source it came from, the archive's path, deleted once the folder is in place)."""
+    remote = dataset.archive
+    source = url or remote.resolved_url()
+    expected = sha256 or remote.sha256
+    progress(f"[fetch] {name}: archive ({remote.size}) from {source} -> {target}")
+    archive = downloads / f"{name}-archive"
+    digest = download(source, archive, expected, progress)
+    if not expected:
+        progress(f"[fetch] {name}: no pinned checksum; the archive's sha256 is {digest} (pass --sha256 to pin it)")
+    unpacked = tmp / "unpacked"
+    safe_extract(archive, unpacked)
+    if name == "mtod":
+        source_root = find_root(unpacked, "en/train.tsv")
+        for relative in MTOD_FILES:          # only the expected files: the pickles are left out
+            if (source_root / relative).is_file():
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source_root / relative, staging / relative)
+    else:
+        source_root = find_root(unpacked, "en/test.txt")
+        for lang in MTOP_LANGS:
+            if (source_root / lang).is_dir():
+                shutil.rmtree(staging / lang, ignore_errors=True)
+                shutil.copytree(source_root / lang, staging / lang)
+    return source, archive
+
+
 def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | None = None, force: bool = False,
           progress=print) -> Path:
     """Fetch one dataset into ``data_dir`` (default: the user cache); returns the data directory."""
@@ -281,46 +319,14 @@ def fetch(name: str, data_dir=None, *, url: str | None = None, sha256: str | Non
         else:
             staging.mkdir()
         if dataset.files:
-            for file_name, remote in dataset.files.items():
-                source = url if (url and len(dataset.files) == 1) else remote.resolved_url()
-                progress(f"[fetch] {name}: {file_name} ({remote.size}) from {source} -> {target}")
-                download(source, downloads / f"{name}-{file_name}", sha256 or remote.sha256, progress)
-                os.replace(downloads / f"{name}-{file_name}", staging / file_name)
+            source, archive = "pinned files", None
+            fetch_files(name, dataset, staging, target, downloads, url, sha256, progress)
         else:
-            remote = dataset.archive
-            source = url or remote.resolved_url()
-            expected = sha256 or remote.sha256
-            progress(f"[fetch] {name}: archive ({remote.size}) from {source} -> {target}")
-            archive = downloads / f"{name}-archive"
-            digest = download(source, archive, expected, progress)
-            if not expected:
-                progress(f"[fetch] {name}: no pinned checksum; the archive's sha256 is {digest} (pass --sha256 to pin it)")
-            unpacked = Path(tmp) / "unpacked"
-            safe_extract(archive, unpacked)
-            if name == "mtod":
-                source_root = find_root(unpacked, "en/train.tsv")
-                for relative in MTOD_FILES:          # only the expected files: the pickles are left out
-                    if (source_root / relative).is_file():
-                        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(source_root / relative, staging / relative)
-            else:
-                source_root = find_root(unpacked, "en/test.txt")
-                for lang in MTOP_LANGS:
-                    if (source_root / lang).is_dir():
-                        shutil.rmtree(staging / lang, ignore_errors=True)
-                        shutil.copytree(source_root / lang, staging / lang)
+            source, archive = fetch_archive(name, dataset, staging, target, downloads, tmp, url, sha256, progress)
         summary = validate(dataset, staging)
-        write_source(staging, dataset, source if not dataset.files else "pinned files", summary)
-        old = tmp / "previous"
-        if target.exists():
-            os.replace(target, old)                  # the previous copy stays until the new one is in place
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if old.exists():
-                os.replace(old, target)
-            raise
-    if not dataset.files:
+        write_source(staging, dataset, source, summary)
+        replace_folder(staging, target)       # the previous copy stays until the new one is in place
+    if archive is not None:
         archive.unlink(missing_ok=True)
     progress(f"[fetch] {name}: verified and in place at {target} ({summary})")
     return root

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from .presets import PRESETS, CompareConfig, make_config, parse_shard
 from .stages import say
+from ..data.paths import add_data_dir_argument
 
 
 def add_arguments(parser) -> None:
@@ -48,7 +49,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE",
                         help="any training setting, repeatable, e.g. --set ot_eps=0.1 --set lr=3e-5 "
                              "(the list: optical_ref/config.py)")
-    parser.add_argument("--data-dir", default=None, help="data directory (default: $OPTICAL_REF_DATA, ../shared/data)")
+    add_data_dir_argument(parser)
     parser.add_argument("--offline", action="store_true", default=None,
                         help="never download data (also: OPTICAL_REF_OFFLINE=1)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>/)")

@@ -38,6 +38,8 @@ import json
 import time
 from pathlib import Path
 
+from ..data.paths import add_data_dir_argument
+
 KNOBS = {"ot": ("ot_eps", [0.05, 0.1]), "ot+kd": ("kd_weight", [1.0, 100.0]),
          "kd-kl": ("kd_temperature", [1.0, 2.0]), "kd-mse": (None, [None])}
 LR_FACTORS = {"kd-mse": [1, 2, 3, 5, 7, 10]}
@@ -56,7 +58,7 @@ def add_arguments(parser) -> None:
                         help="the learning curve each candidate is scored along (default 20 40 80)")
     parser.add_argument("--budget", default="all", help="the bitext pairs each candidate trains on: a count (the "
                         "subset compare gives seed 0) or 'all' (default); choose settings at the budget you compare at")
-    parser.add_argument("--data-dir", default=None)
+    add_data_dir_argument(parser)
     parser.add_argument("--out", default="runs/select", help="output folder (default runs/select)")
     parser.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE", help="as for compare")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
