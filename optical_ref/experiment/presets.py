@@ -94,13 +94,8 @@ class CompareConfig:
         return json.loads(json.dumps(asdict(self)))
 
 
-def make_config(preset="default", dataset="mtop", langs=None, methods=None, budgets=None, seeds=None,
-                split_seeds=None, data_dir=None, encoder=None, device="cpu", train_overrides=None,
-                split_seed=None, eval_steps=None, shard=None) -> CompareConfig:
-    """Resolve a preset plus overrides into a checked config; every error names its option."""
-    from ..data import MTOD_LANGS, MTOP_LANGS, check_langs
-    from ..methods import METHODS
-
+def preset_base(preset: str, dataset: str) -> dict:
+    """The preset's own values, with the dataset's overrides (MTOD: its budgets and languages)."""
     if preset not in PRESETS:
         raise ValueError(f"--preset: unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
     if dataset not in ("mtop", "mtod"):
@@ -109,16 +104,34 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
     if dataset == "mtod":
         base.update(MTOD_PRESET_OVERRIDES.get(preset, {}))
         base["langs"] = ["es", "th"]
-    known = [x for x in (MTOP_LANGS if dataset == "mtop" else MTOD_LANGS) if x != "en"]
-    langs = unique(check_langs(langs if langs is not None else base["langs"], known, f"{dataset} target languages"),
-                   "--langs")
-    methods = list(methods) if methods is not None else list(base.get("methods", METHODS))
+    return base
+
+
+def checked_methods(methods) -> list:
+    """The method list, each known and given once, or a ValueError naming --methods."""
+    from ..methods import METHODS
+
+    methods = list(methods)
     if not methods:
         raise ValueError(f"--methods: the method list is empty; choose any of {', '.join(METHODS)}")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"--methods: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
-    methods = unique(methods, "--methods")
+    return unique(methods, "--methods")
+
+
+def make_config(preset="default", dataset="mtop", langs=None, methods=None, budgets=None, seeds=None,
+                split_seeds=None, data_dir=None, encoder=None, device="cpu", train_overrides=None,
+                split_seed=None, eval_steps=None, shard=None) -> CompareConfig:
+    """Resolve a preset plus overrides into a checked config; every error names its option."""
+    from ..data import MTOD_LANGS, MTOP_LANGS, check_langs
+    from ..methods import METHODS
+
+    base = preset_base(preset, dataset)
+    known = [x for x in (MTOP_LANGS if dataset == "mtop" else MTOD_LANGS) if x != "en"]
+    langs = unique(check_langs(langs if langs is not None else base["langs"], known, f"{dataset} target languages"),
+                   "--langs")
+    methods = checked_methods(methods if methods is not None else base.get("methods", METHODS))
     budgets = unique([parse_budget(b) for b in (budgets if budgets is not None else base["budgets"])], "--budgets")
     if not budgets:
         raise ValueError("--budgets: the budget list is empty; give integers or 'all'")
