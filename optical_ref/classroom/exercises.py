@@ -61,95 +61,135 @@ def _close(x, y, atol=1e-6) -> bool:
 
 
 def hint(kind: str, result, case) -> str | None:
-    """Recognise the most common mistakes by recomputing them with the library on the same inputs."""
+    """Recognise the most common mistakes by recomputing them with the library on the same inputs: one function
+    per kind of exercise (:data:`HINTS`), and one for a NaN result, whatever the kind."""
     x, expected = case["inputs"], case["expected"]
     r = np.asarray(result, dtype=float) if not isinstance(result, dict) else None
     if r is not None and np.isnan(r).any():
-        padded = [k for k in ("C", "X") if k in x and np.isnan(np.asarray(x[k], dtype=float)).any()]
-        if padded:
-            return (f"NaN in the result: the padded entries of {padded[0]} hold NaN in this case (padding may hold "
-                    "anything); replace them (e.g. torch.where(mask, C, 0)) before using them")
-        if kind == "sinkhorn":
-            misplaced = _sinkhorn_mistakes(np.asarray(x["a"]), np.asarray(x["b"]), np.asarray(x["C"], dtype=float),
-                                           x["eps"], keep_non_finite=True).get(EPS_MISPLACED)
-            if misplaced is not None and not np.all(np.isfinite(misplaced)):
-                return f"NaN in the result, as when {EPS_MISPLACED} (the potentials then grow without bound)"
-        return ("NaN in the result: in a kernel loop, K = exp(-C/eps) underflowed (expected at tiny eps: tutorial 03); in "
-                "the log domain, a log-sum-exp was not max-shifted (subtract the row maximum before exp)")
+        return _hint_nan(kind, x)
+    by_kind = HINTS.get(kind)
+    return by_kind(result, r, x, expected) if by_kind else None
+
+
+def _hint_nan(kind: str, x) -> str:
+    """A NaN result: padding that held NaN, eps misplaced in the log domain, or an underflow."""
+    padded = [k for k in ("C", "X") if k in x and np.isnan(np.asarray(x[k], dtype=float)).any()]
+    if padded:
+        return (f"NaN in the result: the padded entries of {padded[0]} hold NaN in this case (padding may hold "
+                "anything); replace them (e.g. torch.where(mask, C, 0)) before using them")
     if kind == "sinkhorn":
-        plan, a, b = np.asarray(expected["plan"]), np.asarray(x["a"]), np.asarray(x["b"])
-        if r.shape == plan.T.shape and (r.shape != plan.shape or _close(r, plan.T)) and _close(r, plan.T, 1e-5):
-            return "transposed plan: P has one row per entry of a and one column per entry of b"
-        if r.shape == plan.shape:
-            for name, mistaken in _sinkhorn_mistakes(a, b, np.asarray(x["C"], dtype=float), x["eps"]).items():
-                if mistaken is not None and _close(r, mistaken, 1e-5):
-                    return name
-        if r.shape == plan.shape and len(a) == len(b) and not np.allclose(a, b):
-            from ..ot import sinkhorn
-            swapped = sinkhorn(b, a, np.asarray(x["C"]), x["eps"], tol=1e-12, max_iter=100_000).plan
-            if _close(r, swapped, 1e-5):
-                return "marginals swapped: rows must sum to a and columns to b"
-        if r.shape == plan.shape:
-            rows_ok = np.abs(r.sum(1) - a).sum() < 1e-6
-            cols_ok = np.abs(r.sum(0) - b).sum() < 1e-6
-            if rows_ok and not cols_ok:
-                return "the columns do not sum to b: the v (or g) update, v = b / (K^T u), is missing or wrong"
-            if cols_ok and not rows_ok and len(a) > 1:
-                return "the rows do not sum to a: run the loop to convergence (or the u / f update is wrong)"
-        if r.shape == plan.shape and not (r >= 0).all():
-            return "negative entries: a transport plan is non-negative (P = diag(u) K diag(v))"
-    if kind == "batched_sinkhorn":
-        plan = np.asarray(expected["plan"])
-        real = np.asarray(x["mask_a"])[:, :, None] & np.asarray(x["mask_b"])[:, None, :]
-        if r.shape == plan.shape and np.abs(r[~real]).sum() > 1e-9:
-            return "padding counted: padded rows and columns must carry zero mass (uniform weights over real entries only)"
-        if r.shape == np.swapaxes(plan, 1, 2).shape and r.shape != plan.shape:
-            return "transposed plan: the result must be (B, n, m), rows for mask_a and columns for mask_b"
-        if r.shape == plan.shape:
-            solved_then_zeroed, fixed_20 = _batched_mistakes(x)
-            if _close(r, fixed_20, 1e-6):
-                return ("a fixed 20 iterations: the plan is not converged; iterate until the row marginals are within "
-                        "the tolerance (or run many more iterations)")
-            if _close(r, solved_then_zeroed, 1e-6):
-                return ("solved on the padded problem, then zeroed: the padding must carry no mass during the solve "
-                        "(uniform weights over the real entries only), not be cut out afterwards")
-    if kind == "kd_kl":
-        T, value = x["T"], expected["value"]
-        if T != 1 and abs(result * T * T - value) < 1e-6:
-            return "temperature not squared: multiply the KL by T^2 (Hinton et al. 2015)"
-        if abs(result - _reverse_kl(x)) < 1e-6:
-            return "KL direction reversed: the loss is KL(teacher || student)"
-        if T != 1 and abs(result * T - value) < 1e-6:
-            return "multiplied by T instead of T^2: the Hinton loss is T^2 KL(...)"
-        m = np.shape(x["student_logits"])[-1]
-        if abs(result * m - value) < 1e-6:
-            return "reduction='mean' averages over the classes too: use reduction='batchmean' (the mean over the batch)"
-        if abs(result - _kl_div_of_probabilities(x)) < 1e-6:
-            return ("F.kl_div expects log-probabilities as its input: pass log_softmax(student / T), not the "
-                    "probabilities (and log_target=True with log-probabilities as the target)")
-        if abs(result - value * len(x["student_logits"])) < 1e-6:
-            return "summed over the batch: take the batch mean"
-    if kind == "kd_mse":
-        value, (n, d) = expected["value"], np.shape(x["student"])
-        if abs(result - value * d) < 1e-6 or abs(result - value * n * d) < 1e-6:
-            return "summed instead of averaged: MSE is the mean of the squared differences"
-        if abs(result - np.sqrt(value)) < 1e-6:
-            return "square root taken: the loss is the mean squared error, not its root"
-    if kind == "frobenius":
-        P, C = np.asarray(x["P"]), np.asarray(x["C"])
-        if abs(result - (P * C).mean()) < 1e-9:
-            return "mean instead of sum: <P, C>_F = sum_ij P_ij C_ij"
-        if abs(result - (P @ C.T).sum()) < 1e-9:
-            return "matrix product instead of the elementwise product P_ij C_ij"
-    if kind == "ot_loss":
-        losses = np.asarray(expected["losses"])
-        if r is not None and r.shape == () and abs(float(r) - losses.mean()) < 1e-6:
-            return "one loss per pair is expected, not the batch mean"
-        if r is not None and r.shape == losses.shape and _close(r, _ot_loss_padding_counted(x), 1e-5):
-            return "padding counted: padded tokens must carry no mass (use the masks for the marginals)"
-        if r is not None and r.shape == losses.shape and _close(r, _ot_loss_unnormalised(x), 1e-5):
-            return "unnormalised cosine: C_ij = 1 - <x_i, y_j> / (|x_i| |y_j|); normalise the token vectors first"
+        misplaced = _sinkhorn_mistakes(np.asarray(x["a"]), np.asarray(x["b"]), np.asarray(x["C"], dtype=float),
+                                       x["eps"], keep_non_finite=True).get(EPS_MISPLACED)
+        if misplaced is not None and not np.all(np.isfinite(misplaced)):
+            return f"NaN in the result, as when {EPS_MISPLACED} (the potentials then grow without bound)"
+    return ("NaN in the result: in a kernel loop, K = exp(-C/eps) underflowed (expected at tiny eps: tutorial 03); in "
+            "the log domain, a log-sum-exp was not max-shifted (subtract the row maximum before exp)")
+
+
+def _hint_sinkhorn(result, r, x, expected) -> str | None:
+    plan, a, b = np.asarray(expected["plan"]), np.asarray(x["a"]), np.asarray(x["b"])
+    if r.shape == plan.T.shape and (r.shape != plan.shape or _close(r, plan.T)) and _close(r, plan.T, 1e-5):
+        return "transposed plan: P has one row per entry of a and one column per entry of b"
+    if r.shape == plan.shape:
+        for name, mistaken in _sinkhorn_mistakes(a, b, np.asarray(x["C"], dtype=float), x["eps"]).items():
+            if mistaken is not None and _close(r, mistaken, 1e-5):
+                return name
+    if r.shape == plan.shape and len(a) == len(b) and not np.allclose(a, b):
+        from ..ot import sinkhorn
+        swapped = sinkhorn(b, a, np.asarray(x["C"]), x["eps"], tol=1e-12, max_iter=100_000).plan
+        if _close(r, swapped, 1e-5):
+            return "marginals swapped: rows must sum to a and columns to b"
+    if r.shape == plan.shape:
+        rows_ok = np.abs(r.sum(1) - a).sum() < 1e-6
+        cols_ok = np.abs(r.sum(0) - b).sum() < 1e-6
+        if rows_ok and not cols_ok:
+            return "the columns do not sum to b: the v (or g) update, v = b / (K^T u), is missing or wrong"
+        if cols_ok and not rows_ok and len(a) > 1:
+            return "the rows do not sum to a: run the loop to convergence (or the u / f update is wrong)"
+    if r.shape == plan.shape and not (r >= 0).all():
+        return "negative entries: a transport plan is non-negative (P = diag(u) K diag(v))"
     return None
+
+
+
+def _hint_batched_sinkhorn(result, r, x, expected) -> str | None:
+    plan = np.asarray(expected["plan"])
+    real = np.asarray(x["mask_a"])[:, :, None] & np.asarray(x["mask_b"])[:, None, :]
+    if r.shape == plan.shape and np.abs(r[~real]).sum() > 1e-9:
+        return "padding counted: padded rows and columns must carry zero mass (uniform weights over real entries only)"
+    if r.shape == np.swapaxes(plan, 1, 2).shape and r.shape != plan.shape:
+        return "transposed plan: the result must be (B, n, m), rows for mask_a and columns for mask_b"
+    if r.shape == plan.shape:
+        solved_then_zeroed, fixed_20 = _batched_mistakes(x)
+        if _close(r, fixed_20, 1e-6):
+            return ("a fixed 20 iterations: the plan is not converged; iterate until the row marginals are within "
+                    "the tolerance (or run many more iterations)")
+        if _close(r, solved_then_zeroed, 1e-6):
+            return ("solved on the padded problem, then zeroed: the padding must carry no mass during the solve "
+                    "(uniform weights over the real entries only), not be cut out afterwards")
+    return None
+
+
+
+def _hint_kd_kl(result, r, x, expected) -> str | None:
+    T, value = x["T"], expected["value"]
+    if T != 1 and abs(result * T * T - value) < 1e-6:
+        return "temperature not squared: multiply the KL by T^2 (Hinton et al. 2015)"
+    if abs(result - _reverse_kl(x)) < 1e-6:
+        return "KL direction reversed: the loss is KL(teacher || student)"
+    if T != 1 and abs(result * T - value) < 1e-6:
+        return "multiplied by T instead of T^2: the Hinton loss is T^2 KL(...)"
+    m = np.shape(x["student_logits"])[-1]
+    if abs(result * m - value) < 1e-6:
+        return "reduction='mean' averages over the classes too: use reduction='batchmean' (the mean over the batch)"
+    if abs(result - _kl_div_of_probabilities(x)) < 1e-6:
+        return ("F.kl_div expects log-probabilities as its input: pass log_softmax(student / T), not the "
+                "probabilities (and log_target=True with log-probabilities as the target)")
+    if abs(result - value * len(x["student_logits"])) < 1e-6:
+        return "summed over the batch: take the batch mean"
+    return None
+
+
+
+def _hint_kd_mse(result, r, x, expected) -> str | None:
+    value, (n, d) = expected["value"], np.shape(x["student"])
+    if abs(result - value * d) < 1e-6 or abs(result - value * n * d) < 1e-6:
+        return "summed instead of averaged: MSE is the mean of the squared differences"
+    if abs(result - np.sqrt(value)) < 1e-6:
+        return "square root taken: the loss is the mean squared error, not its root"
+    return None
+
+
+
+def _hint_frobenius(result, r, x, expected) -> str | None:
+    P, C = np.asarray(x["P"]), np.asarray(x["C"])
+    if abs(result - (P * C).mean()) < 1e-9:
+        return "mean instead of sum: <P, C>_F = sum_ij P_ij C_ij"
+    if abs(result - (P @ C.T).sum()) < 1e-9:
+        return "matrix product instead of the elementwise product P_ij C_ij"
+    return None
+
+
+
+def _hint_ot_loss(result, r, x, expected) -> str | None:
+    losses = np.asarray(expected["losses"])
+    if r is not None and r.shape == () and abs(float(r) - losses.mean()) < 1e-6:
+        return "one loss per pair is expected, not the batch mean"
+    if r is not None and r.shape == losses.shape and _close(r, _ot_loss_padding_counted(x), 1e-5):
+        return "padding counted: padded tokens must carry no mass (use the masks for the marginals)"
+    if r is not None and r.shape == losses.shape and _close(r, _ot_loss_unnormalised(x), 1e-5):
+        return "unnormalised cosine: C_ij = 1 - <x_i, y_j> / (|x_i| |y_j|); normalise the token vectors first"
+    return None
+
+
+HINTS = {
+    "sinkhorn": _hint_sinkhorn,
+    "batched_sinkhorn": _hint_batched_sinkhorn,
+    "kd_kl": _hint_kd_kl,
+    "kd_mse": _hint_kd_mse,
+    "frobenius": _hint_frobenius,
+    "ot_loss": _hint_ot_loss,
+}
 
 
 EPS_MISPLACED = ("eps in the wrong place: multiply the log-sum-exp by eps, "
