@@ -125,7 +125,7 @@ def test_an_official_release_beside_reduced_mtop_keeps_both(tmp_path):
     assert (tmp_path / "data" / "mtop" / "dev.json").is_file() and (tmp_path / "data" / "mtop" / "th" / "eval.txt").is_file()
 
 
-# ---- the second tour: --url where it applies, no stale staging, a kept .part, a SOURCE.md ----------------
+# ---- fetching: --url where it applies, no stale staging, a kept .part, a SOURCE.md ----------------
 def test_url_for_a_dataset_of_several_files_is_refused_not_ignored(tmp_path):
     with pytest.raises(FetchError, match="--url does not apply to mtop-reduced.*OPTICAL_REF_MIRROR"):
         fetch("mtop-reduced", tmp_path, url="file:///x", sha256="0" * 64, **QUIET)
