@@ -64,14 +64,16 @@ def kd_score(student_scores: torch.Tensor, teacher_scores: torch.Tensor, tempera
 
 
 def ot_distill(student_tokens, teacher_tokens, student_mask, teacher_mask, *, eps, n_iter, grad, cost,
-               eps_mode="absolute", marginals="uniform", tau=1.0) -> torch.Tensor:
+               eps_mode="absolute", marginals="uniform", tau=1.0, details=False):
     """Mean over the batch of the per-pair OT loss of :func:`optical_ref.ot_torch.ot_loss`.
 
     No defaults: the training values come from :class:`optical_ref.config.TrainConfig` (``ot_eps``,
     ``ot_n_iter``, ``ot_grad``, ``ot_cost``, ``ot_eps_mode``, ``ot_marginals``, ``ot_tau``).
+    ``details=True`` returns what :func:`optical_ref.ot_torch.ot_loss` computed per pair (losses, plans, costs, eps).
     """
-    return ot_loss(student_tokens, teacher_tokens, student_mask, teacher_mask, eps=eps, cost=cost,
-                   eps_mode=eps_mode, n_iter=n_iter, grad=grad, marginals=marginals, tau=tau).mean()
+    out = ot_loss(student_tokens, teacher_tokens, student_mask, teacher_mask, eps=eps, cost=cost,
+                  eps_mode=eps_mode, n_iter=n_iter, grad=grad, marginals=marginals, tau=tau, details=details)
+    return out if details else out.mean()
 
 
 def supervised_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

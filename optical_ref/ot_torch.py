@@ -354,7 +354,7 @@ def cost_matrix(X, Y, cost="cosine"):
 
 
 def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="absolute", method="log", n_iter=None,
-            tol=1e-6, max_iter=1000, grad="envelope", marginals="uniform", tau=1.0):
+            tol=1e-6, max_iter=1000, grad="envelope", marginals="uniform", tau=1.0, details=False):
     r"""OPTICAL-style token-alignment loss <P, C>_F, one value per sentence pair, padding ignored.
 
     X (B, n, d): student token embeddings (the translation); Y (B, m, d): teacher token embeddings
@@ -368,7 +368,8 @@ def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="abs
     ``marginals`` (ours; the paper uses uniform token weights): ``uniform``; ``norm``, each side's token weights
     proportional to its token norms (held fixed, no gradient); ``unbalanced``, uniform reference weights with the
     marginals relaxed by KL penalties of strength ``tau`` (:func:`sinkhorn_unbalanced`; needs ``n_iter``).
-    Returns a (B,) tensor. float16 / bfloat16 inputs are solved in float32 (returned as float32: the gradient
+    Returns a (B,) tensor; with ``details=True``, an :class:`OTLossDetails` (the losses, the plans, the cost
+    matrices and the eps the solver got: the example plan of a run is drawn from it). float16 / bfloat16 inputs are solved in float32 (returned as float32: the gradient
     flows back to the 16-bit tensors, finite), since their range cannot hold a normalised cost and its plan.
     """
     if X.ndim != 3 or Y.ndim != 3 or X.shape[0] != Y.shape[0] or X.shape[2] != Y.shape[2]:
@@ -390,12 +391,25 @@ def ot_loss(X, Y, mask_x=None, mask_y=None, *, eps, cost="cosine", eps_mode="abs
     if marginals == "unbalanced":
         if n_iter is None:
             raise ValueError("marginals='unbalanced' runs a fixed number of iterations: give n_iter")
-        losses = sinkhorn_unbalanced(None, None, C, eps, tau, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter, grad=grad).cost
+        result = sinkhorn_unbalanced(None, None, C, eps, tau, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter, grad=grad)
     else:
         a, b = (token_weights(X, mask_x, marginals), token_weights(Y, mask_y, marginals))
-        losses = sinkhorn(a, b, C, eps, method=method, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter, tol=tol,
-                          max_iter=max_iter, grad=grad).cost
+        result = sinkhorn(a, b, C, eps, method=method, mask_a=mask_x, mask_b=mask_y, n_iter=n_iter, tol=tol,
+                          max_iter=max_iter, grad=grad)
+    losses = result.cost
+    if details:
+        return OTLossDetails(losses, result.plan, C, eps)
     return losses.to(torch.promote_types(losses.dtype, torch.float32)) if low_precision else losses
+
+
+@dataclass
+class OTLossDetails:
+    """What :func:`ot_loss` computed: ``loss`` (B,), ``plan`` and ``cost_matrix`` (B, n, m), and ``eps`` (absolute)."""
+
+    loss: torch.Tensor
+    plan: torch.Tensor
+    cost_matrix: torch.Tensor
+    eps: float
 
 
 def token_weights(X, mask, marginals: str):

@@ -321,15 +321,24 @@ def test_compare_set_on_the_command_line_is_used_and_recorded(tiny_data, tmp_pat
 
 
 def test_the_example_plan_is_the_plan_the_training_loss_computes(tiny_data, tmp_path):
-    import numpy as np
+    """plan.json is recomputed from its own token vectors by the training loss (cost, eps rule, marginals,
+    iterations as the run's config says): a plan drawn any other way than training draws it differs."""
+    import torch
 
-    from optical_ref.ot import sinkhorn
+    from optical_ref.config import TrainConfig
+    from optical_ref.train import _ot_term
     cfg = make_config("quick", langs=["de"], methods=["ot"], data_dir=str(tiny_data),
-                      train_overrides={"teacher_epochs": 1, "student_steps": 2})
+                      train_overrides={"teacher_epochs": 1, "student_steps": 2, "ot_eps_mode": "median"})
     run_comparison(cfg, tmp_path / "out", progress_bars=False)
     plan = json.loads((tmp_path / "out" / "plan.json").read_text(encoding="utf-8"))
-    again = sinkhorn(None, None, np.asarray(plan["cost"]), plan["eps"], n_iter=plan["n_iter"]).plan
-    np.testing.assert_allclose(np.asarray(plan["plan"]), again, atol=1e-12)
+    tcfg = TrainConfig(**json.loads((tmp_path / "out" / "config.json").read_text(encoding="utf-8"))["train"])
+    xs, ys = (torch.tensor(plan[k], dtype=torch.float64)[None] for k in ("student_vectors", "teacher_vectors"))
+    student = type("Side", (), {"tokens": xs, "token_mask": torch.ones(xs.shape[:2], dtype=torch.bool)})
+    loss = _ot_term(student, ys, torch.ones(ys.shape[:2], dtype=torch.bool), tcfg)   # training's own OT term
+    assert float(loss) == pytest.approx(plan["loss"], rel=1e-12)
+    P, C = torch.tensor(plan["plan"], dtype=torch.float64), torch.tensor(plan["cost"], dtype=torch.float64)
+    assert float((P * C).sum()) == pytest.approx(plan["loss"], rel=1e-9)
+    assert plan["marginals"] == tcfg.ot_marginals and plan["n_iter"] == tcfg.ot_n_iter
 
 
 def test_several_split_seeds_each_get_their_own_teacher_and_records(tiny_data, tmp_path):

@@ -464,12 +464,12 @@ def example_plan_method(methods) -> str:
 
 
 def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Path) -> None:
-    """The transport plan between one real test sentence (student) and its English translation (teacher), with
-    the training loss's cost, eps rule and fixed iterations, but solved for this one pair in float64: its eps comes
-    from this pair's costs, so it illustrates the plans the loss computes rather than reproducing one of them."""
+    """The transport plan between one real test sentence (student) and its English translation (teacher), solved
+    by the training loss's own code (:func:`optical_ref.losses.ot_distill`: cost, eps rule, marginals, fixed
+    iterations) on this one pair in float64; the token vectors are saved too, so the plan can be recomputed."""
     import torch
 
-    from ..ot_torch import cost_matrix, effective_eps, sinkhorn
+    from ..losses import ot_distill
     from .runstore import write_json
 
     if setting.en_of_test[lang] is None:
@@ -480,16 +480,17 @@ def save_example_plan(student, teacher, tokenizer, setting, lang, tcfg, path: Pa
     with torch.no_grad():
         s_batch, t_batch = student.batch(tokenizer, [target], tcfg.device), teacher.batch(tokenizer, [english], tcfg.device)
         s, t = student(s_batch), teacher(t_batch)
-        xs, ys = s.tokens[0][s.token_mask[0]], t.tokens[0][t.token_mask[0]]
-        C = cost_matrix(xs[None], ys[None], tcfg.ot_cost)[0].double()
-        eps = effective_eps(C[None], None, None, tcfg.ot_eps, tcfg.ot_eps_mode)
-        plan = sinkhorn(None, None, C, eps, n_iter=tcfg.ot_n_iter).plan
+        xs, ys = s.tokens[0][s.token_mask[0]].double().cpu(), t.tokens[0][t.token_mask[0]].double().cpu()
+        details = ot_distill(xs[None], ys[None], None, None, eps=tcfg.ot_eps, eps_mode=tcfg.ot_eps_mode,
+                             n_iter=tcfg.ot_n_iter, grad=tcfg.ot_grad, cost=tcfg.ot_cost, marginals=tcfg.ot_marginals,
+                             tau=tcfg.ot_tau, details=True)
     write_json(path, {
         "lang": lang, "target": target, "english": english,
         "target_tokens": tokenizer.convert_ids_to_tokens(s_batch["input_ids"][0][s.token_mask[0]].tolist()),
         "english_tokens": tokenizer.convert_ids_to_tokens(t_batch["input_ids"][0][t.token_mask[0]].tolist()),
-        "plan": plan.tolist(), "cost": C.tolist(), "eps": eps, "n_iter": tcfg.ot_n_iter,
-        "eps_rule": f"{tcfg.ot_eps} ({tcfg.ot_eps_mode})"})
+        "plan": details.plan[0].tolist(), "cost": details.cost_matrix[0].tolist(), "eps": details.eps,
+        "n_iter": tcfg.ot_n_iter, "eps_rule": f"{tcfg.ot_eps} ({tcfg.ot_eps_mode})", "marginals": tcfg.ot_marginals,
+        "loss": float(details.loss[0]), "student_vectors": xs.tolist(), "teacher_vectors": ys.tolist()})
 
 
 def _pyplot():
