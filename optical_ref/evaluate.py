@@ -145,12 +145,7 @@ def knn_predictions(queries: torch.Tensor, pool: torch.Tensor, pool_labels, k: i
     sims = cosine_similarities(queries, pool)
     nearest = sims.topk(min(k, pool.shape[0]), dim=1).indices.numpy()
     pool_labels = np.asarray(pool_labels)
-    pred = []
-    for row in nearest:
-        votes = pool_labels[row]
-        counts = {label: int(np.sum(votes == label)) for label in votes}
-        best = max(counts.values())
-        pred.append(next(label for label in votes if counts[label] == best))  # nearest among the tied
+    pred = [knn_vote(pool_labels[row], len(row)) for row in nearest]
     return np.asarray(pred)
 
 

@@ -113,6 +113,13 @@ def check_eps(eps) -> float:
     return eps
 
 
+def check_tau(tau) -> float:
+    """The strength of unbalanced OT's marginal penalties: a number > 0 (``inf``: the balanced problem)."""
+    if isinstance(tau, bool) or not (isinstance(tau, (int, float)) and tau > 0):
+        raise ValueError(f"tau must be a number > 0 (the strength of the marginal penalties), got {tau!r}")
+    return float(tau)
+
+
 def check_iteration_settings(tol, max_iter, n_iter=None) -> None:
     """tol >= 0 (0: never stop early, as POT's ``stopThr=0``); max_iter >= 1; n_iter None or >= 1."""
     try:
@@ -378,8 +385,7 @@ def sinkhorn_unbalanced(a, b, C, eps, tau, *, tol: float = 1e-9, max_iter: int =
     C = check_cost_matrix(C)
     a, b = check_marginal(a, C.shape[0], "a", "row"), check_marginal(b, C.shape[1], "b", "column")
     eps = check_eps(eps)
-    if not (isinstance(tau, (int, float)) and tau > 0):
-        raise ValueError(f"tau must be a number > 0 (the strength of the marginal penalties), got {tau!r}")
+    tau = check_tau(tau)
     check_iteration_settings(tol, max_iter)
     lam = 1.0 if tau == float("inf") else tau / (tau + eps)
     with np.errstate(divide="ignore"):  # log 0 = -inf: a zero reference mass keeps its row or column empty

@@ -52,6 +52,7 @@ from .ot import (
     check_eps,
     check_iteration_settings,
     check_method,
+    check_tau,
 )
 
 __all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_unbalanced", "ot_loss", "cost_matrix", "GRADS", "COSTS"]
@@ -240,8 +241,7 @@ def sinkhorn_unbalanced(a, b, C, eps, tau, *, mask_a=None, mask_b=None, n_iter, 
     ``marginal_error`` is ||P 1 - a||_1, which need not vanish; ``converged`` is always True (no check is made).
     """
     eps = check_eps(eps)
-    if not (isinstance(tau, (int, float)) and tau > 0):
-        raise ValueError(f"tau must be a number > 0 (the strength of the marginal penalties), got {tau!r}")
+    tau = check_tau(tau)
     check_iteration_settings(1e-6, 1000, n_iter)
     if grad not in GRADS:
         raise ValueError(f"unknown grad mode {grad!r}; choose one of {GRADS}")
