@@ -28,3 +28,16 @@ def replace_folder(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, target)
+
+
+def check_writable_file(flag: str, path) -> Path:
+    """``path`` as a Path, or a ValueError naming ``flag`` when a file cannot be written there: asked before the
+    work whose results it would hold, so a typo never costs a run."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: that is a folder; give a file name, e.g. {path / 'results.json'}")
+    if not path.parent.is_dir():
+        raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist; create it or choose another path")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{flag} {path}: this user may not write there; choose another path")
+    return path

@@ -1,5 +1,7 @@
 """Distil your own model, specified: any bitext file becomes a student saved as a standard checkpoint that
 transformers, sentence-transformers and ``--encoder`` load; bad files fail with file:line and leave nothing."""
+import logging
+import warnings
 import importlib.util
 import json
 
@@ -78,13 +80,22 @@ def test_the_saved_student_is_the_trained_student_and_compare_accepts_it_as_an_e
 
 @pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
                     reason="sentence-transformers is not installed (pip install -e \".[test]\")")
-def test_sentence_transformers_loads_the_student_and_its_embeddings_are_ours(checkpoint, tmp_path):
+def test_sentence_transformers_loads_the_student_silently_and_its_embeddings_are_ours(checkpoint, tmp_path, capfd, caplog):
     from sentence_transformers import SentenceTransformer
 
     from optical_ref.encoder import encode_texts, load_pretrained_encoder
     from optical_ref.text import load_tokenizer
     distil(str(checkpoint), write_pairs(tmp_path / "p.tsv"), "ot", TINY, out=tmp_path / "s", **QUIET)
-    theirs = torch.as_tensor(SentenceTransformer(str(tmp_path / "s"), device="cpu").encode(list(TRANSLATED)))
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = SentenceTransformer(str(tmp_path / "s"), device="cpu")
+    said = capfd.readouterr()
+    printed = [line for line in (said.out + said.err).replace("\r", "\n").splitlines()
+               if line.strip() and "it/s]" not in line]                  # progress bars are not warnings
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not caught and not printed and not logged, (caught, printed, logged)   # loads without a warning
+    theirs = torch.as_tensor(model.encode(list(TRANSLATED), prompt_name="query"))
     loaded = load_pretrained_encoder(tmp_path / "s")
     ours = encode_texts(loaded.with_prefix("query: "), load_tokenizer(tmp_path / "s"), list(TRANSLATED)).sentence
     cosine = torch.nn.functional.cosine_similarity(theirs, ours, dim=-1)

@@ -202,6 +202,20 @@ def test_a_merge_of_shards_without_runs_is_one_sentence(tiny_data, tmp_path):
         merge_folders(tmp_path / "m", [a], allow_partial=True)
 
 
+
+@pytest.mark.parametrize("command", [["bench", "sinkhorn", "--sizes", "2", "--repeats", "1"],
+                                     ["check", "--grade", "SUBMISSIONS"]])
+@pytest.mark.parametrize("where,message", [("missing/out.json", "does not exist"), ("folder", "that is a folder")])
+def test_a_results_file_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command,
+                                                                          where, message):
+    from conftest import cli_error
+    import optical_ref.experiment.bench as bench
+    monkeypatch.setattr(bench, "bench_sinkhorn", lambda **_: pytest.fail("the benchmark ran before the check"))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "SUBMISSIONS").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert message in cli_error(capsys, [*command, "--json", where])
+
 # ------------------------------------------------------------------------------------------------
 # select: nothing tuned silently, one writer of its folder; --workers no more than the runs left
 # ------------------------------------------------------------------------------------------------

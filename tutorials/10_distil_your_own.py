@@ -31,7 +31,7 @@ model = AutoModel.from_pretrained(out / "e5-small-th-ot")
 tokenizer = AutoTokenizer.from_pretrained(out / "e5-small-th-ot")
 batch = tokenizer(["query: " + pairs[0].target], return_tensors="pt")
 print(f"token states of one query: {tuple(model(**batch).last_hidden_state.shape)}")
-print("sentence-transformers: SentenceTransformer(folder).encode(texts) adds the 'query: ' prompt itself")
+print("sentence-transformers: SentenceTransformer(folder).encode(texts, prompt_name='query') adds the 'query: ' prefix")
 
 # %% Before and after on the held-out pairs
 import matplotlib.pyplot as plt  # noqa: E402

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import check_writable_file
+
 HIDDEN_PER_EXERCISE = 8
 DEFAULT_TIME_LIMIT = 20.0     # seconds per case; a correct solution of any case takes well under 1 s
 MAX_TIME_LIMIT = 3600.0       # a limit beyond an hour per case is a typo (and `inf` would switch it off)
@@ -279,8 +281,7 @@ def output_paths(args) -> tuple:
         if path.resolve().is_relative_to(root):
             raise ValueError(f"{flag} {path}: the grades must not be written inside the submissions folder; "
                              "choose a path outside it")
-        if not path.parent.is_dir():
-            raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist")
+        check_writable_file(flag, path)
     return csv_path, json_path
 
 

@@ -49,6 +49,9 @@ def main(args) -> int:
         raise ValueError(f"--sizes {' '.join(map(str, args.sizes))}: every size must be at least 2")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps {args.steps}: give at least 1 step per timed run")
+    if args.json:
+        from ..files import check_writable_file
+        check_writable_file("--json", args.json)
     if args.encoder:
         from ..config import check_encoder_spec
         check_encoder_spec(args.encoder)

@@ -157,7 +157,7 @@ def write_sentence_transformers_files(student, folder: Path, prefixes: dict) -> 
         "pooling_mode_weightedmean_tokens": False, "pooling_mode_lasttoken": False, "include_prompt": True},
         indent=2))
     (folder / "config_sentence_transformers.json").write_text(json.dumps({
-        "prompts": prefixes, "default_prompt_name": "query" if "query" in prefixes else None,
+        "prompts": prefixes, "default_prompt_name": None,   # as e5's own: a default prompt warns on every load
         "similarity_fn_name": "cosine", "__version__": {"optical_ref": __version__}}, indent=2))
 
 
@@ -178,8 +178,8 @@ A query encoder for **{info.get('lang', 'target')}** -> English retrieval, disti
 on {info.get('n_train', '?')} sentence pairs of `{info.get('bitext', '')}`, method `{info.get('method', '')}`
 ({info.get('method_description', '')}).
 
-Encode queries with the prefix `{info.get('prefixes', {}).get('query', '')}` (sentence-transformers applies it as the
-default prompt) and English documents with the base model and its passage prefix; mean pooling, cosine similarity.
+Encode queries with the prefix `{info.get('prefixes', {}).get('query', '')}` (in sentence-transformers:
+`model.encode(texts, prompt_name="query")`) and English documents with the base model and its passage prefix; mean pooling, cosine similarity.
 
 ## Held-out pairs ({info.get('n_dev', '?')}, never trained on): target -> English retrieval, %
 
