@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 
+TEACHER_TRAINING = ("all", "head", "retrieval")
+
+
 @dataclass
 class TrainConfig:
     """Every training choice, with its default (the small from-scratch encoder's)."""
@@ -28,10 +31,16 @@ class TrainConfig:
     head_lr: float = 0.0             # the teacher's intent head (new, randomly initialised); 0: the same as the encoder's
     weight_decay: float = 0.01
     teacher_epochs: int = 30         # English epochs; the epoch with the best English dev accuracy is kept
-    teacher_train: str = "all"       # all: encoder + head on English intents; head: the encoder as it is, a linear head on it
+    teacher_train: str = "all"       # all: encoder + head on English intents; head: the encoder as it is, a linear head on it;
+                                     # retrieval: a retrieval model trained on English (see below), then a linear head on it
+    teacher_scorer: str = "late"     # retrieval: the teacher's scorer, late (MaxSim over projected tokens) or pooled (cosine)
+    proj_dim: int = 128              # retrieval: the matching space, a linear projection of the aligned layer's states
+    retrieval_epochs: int = 10       # retrieval: English epochs of contrastive training (best English dev epoch kept)
+    retrieval_temperature: float = 0.05   # retrieval: InfoNCE temperature over the teacher's scores
     student_steps: int = 300         # optimisation steps per student, the same for every budget
     kd_temperature: float = 2.0      # Hinton KD temperature T
     kd_weight: float = 1.0           # weight of kd-mse inside ot+kd
+    score_temperature: float = 0.05  # kd-score: temperature of the score distributions (scores are cosines in [-1, 1])
     ot_eps: float = 0.05             # entropic regularisation; its unit depends on ot_eps_mode
     ot_eps_mode: str = "absolute"    # absolute: eps = ot_eps; median / std: eps = ot_eps x median / std of C's real entries
     ot_n_iter: int = 50              # fixed Sinkhorn iterations per step (predictable cost)
@@ -65,15 +74,17 @@ def check_train_config(cfg: TrainConfig) -> None:
         if not ok:
             raise ValueError(f"setting {key}={getattr(cfg, key)!r} is invalid: {what}")
 
-    for key in ("batch_size", "teacher_epochs", "student_steps", "ot_n_iter", "max_length"):
+    for key in ("batch_size", "teacher_epochs", "student_steps", "ot_n_iter", "max_length", "proj_dim",
+                "retrieval_epochs"):
         need(isinstance(getattr(cfg, key), int) and not isinstance(getattr(cfg, key), bool) and getattr(cfg, key) >= 1,
              key, "expected an integer >= 1")
-    for key in ("lr", "ot_eps", "kd_temperature", "ot_tau"):
+    for key in ("lr", "ot_eps", "kd_temperature", "ot_tau", "score_temperature", "retrieval_temperature"):
         value = getattr(cfg, key)
         need(isinstance(value, (int, float)) and value > 0 and (value < float("inf") or key == "ot_tau"), key,
              "expected a number > 0")
     # where float32 softmax / exp(-C/eps) keep a meaning (outside: a loss of exactly 0, or every logit equal)
-    need(0.01 <= cfg.kd_temperature <= 1000, "kd_temperature", "expected 0.01 <= T <= 1000")
+    for key in ("kd_temperature", "score_temperature", "retrieval_temperature"):
+        need(0.01 <= getattr(cfg, key) <= 1000, key, "expected 0.01 <= T <= 1000")
     need(1e-4 <= cfg.ot_eps <= 1e3, "ot_eps", "expected 1e-4 <= eps <= 1000 (absolute, or relative to the cost scale)")
     need(cfg.lr <= 1.0, "lr", "expected a learning rate <= 1 (AdamW steps are about lr in size)")
     need(cfg.max_length >= 3, "max_length", "expected at least 3 tokens: the special tokens and one word")
@@ -82,7 +93,8 @@ def check_train_config(cfg: TrainConfig) -> None:
         need(isinstance(value, (int, float)) and 0 <= value < float("inf"), key, "expected a number >= 0")
     from .ot_torch import COSTS, EPS_MODES, GRADS, MARGINALS   # the solver's own lists of what it accepts
 
-    need(cfg.teacher_train in ("all", "head"), "teacher_train", "choose all or head")
+    need(cfg.teacher_train in TEACHER_TRAINING, "teacher_train", f"choose one of {', '.join(TEACHER_TRAINING)}")
+    need(cfg.teacher_scorer in ("late", "pooled"), "teacher_scorer", "choose late or pooled")
     need(cfg.ot_cost in COSTS, "ot_cost", f"choose one of {', '.join(COSTS)}")
     need(cfg.ot_marginals in MARGINALS, "ot_marginals", f"choose one of {', '.join(MARGINALS)}")
     need(cfg.ot_grad in GRADS, "ot_grad", f"choose one of {', '.join(GRADS)}")
@@ -107,8 +119,8 @@ def frozen_layers(freeze: str):
 
 # what a method may set for itself (``--set ot.lr=1e-4``); the rest is shared: the teacher, the encoder's input,
 # the frozen layers and the aligned layer (the teacher's English side and the caches are computed once for all)
-METHOD_KEYS = ("lr", "weight_decay", "student_steps", "batch_size", "kd_temperature", "kd_weight", "ot_eps",
-               "ot_eps_mode", "ot_n_iter", "ot_grad", "ot_cost", "ot_marginals", "ot_tau")
+METHOD_KEYS = ("lr", "weight_decay", "student_steps", "batch_size", "kd_temperature", "kd_weight", "score_temperature",
+               "ot_eps", "ot_eps_mode", "ot_n_iter", "ot_grad", "ot_cost", "ot_marginals", "ot_tau")
 
 
 def parse_settings(items) -> dict:

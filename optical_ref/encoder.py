@@ -11,6 +11,12 @@ size 128, 2 heads: it trains on 2 CPU cores in seconds), or a local pretrained c
 - the sentence embedding, mean-pooled over all non-padding positions (our choice; Reimers & Gurevych
   2020 use mean pooling too).
 
+A retrieval teacher (``teacher_train=retrieval``) adds a **matching space**: ``projection``, a linear map without
+bias from the aligned layer's states to ``proj_dim`` dimensions, applied to the token states and to the sentence
+embedding alike (linear, so projecting the mean is the mean of the projections). Everything downstream (the
+teacher's scores, the students' losses, the evaluation) then reads the projected vectors; a student's copy of the
+encoder carries its own copy of the projection (only the query encoder is distilled, as in OPTICAL).
+
 The intent head is one linear layer on the sentence embedding; the teacher trains it on English, and
 every student is evaluated through the teacher's (frozen) head.
 """
@@ -44,6 +50,7 @@ class Encoder(nn.Module):
         self.layer = layer        # hidden layer returned as ``tokens`` (OT aligns these); -1: the last
         self.prefixes = dict(prefixes or {})   # role -> prefix; e5: {"query": "query: ", "passage": "passage: "}
         self.frozen_prefix = None # a FrozenPrefix: the frozen lower layers' outputs, looked up instead of recomputed
+        self.projection = None    # a retrieval teacher's matching space (nn.Linear without bias), or None
 
     def prefix_for(self, role: str) -> str:
         return self.prefixes.get(role, "")
@@ -58,12 +65,18 @@ class Encoder(nn.Module):
         view = Encoder.__new__(Encoder)
         nn.Module.__init__(view)
         view.model, view.max_length, view.prefix, view.layer = self.model, self.max_length, prefix, self.layer
-        view.prefixes, view.frozen_prefix = dict(self.prefixes), None
+        view.prefixes, view.frozen_prefix, view.projection = dict(self.prefixes), None, self.projection
         return view
+
+    def add_projection(self, proj_dim: int, seed: int) -> None:
+        """A new matching space of ``proj_dim`` dimensions (seeded, so a cached teacher is rebuilt bit for bit)."""
+        torch.manual_seed(seed)
+        self.projection = nn.Linear(self.model.config.hidden_size, proj_dim, bias=False)
 
     @property
     def dim(self) -> int:
-        return self.model.config.hidden_size
+        """The size of the vectors it returns (the matching space's, when it has one)."""
+        return self.projection.out_features if self.projection is not None else self.model.config.hidden_size
 
     def batch(self, tokenizer, texts, device="cpu"):
         if any(not t or not t.strip() for t in texts):
@@ -104,6 +117,8 @@ class Encoder(nn.Module):
             token_mask = token_mask & ~batch["prefix_mask"]
         weights = attention.unsqueeze(-1).to(states.dtype)
         sentence = (states * weights).sum(1) / weights.sum(1)
+        if self.projection is not None:
+            tokens, sentence = self.projection(tokens), self.projection(sentence)
         return Encoded(tokens, token_mask, sentence)
 
 

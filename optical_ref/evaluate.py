@@ -5,7 +5,10 @@ Retrieval follows OPTICAL's CLIR setting, where only the query encoder is distil
 queries are encoded by the student, the English side by the frozen teacher. (a) Each target test
 sentence retrieves its own English translation among all English test sentences, by cosine similarity.
 (b) Each target test sentence retrieves its k nearest English *training* utterances and takes their
-majority intent (ties: the intent of the nearest among the tied).
+majority intent (ties: the intent of the nearest among the tied). (c) **Intent detection by cross-lingual
+retrieval**, the seed's own task (:func:`intent_retrieval`): each target test sentence ranks the English training
+utterances under the teacher's scorer (``teacher_scorer``, late or pooled) on their token states; the records'
+``ir_acc``, ``ir_knn_acc``, ``ir_mrr10`` and ``ir_ndcg10``, with every same-intent utterance relevant.
 
 Retrieval is read two ways. **Pooled**: one mean-pooled vector per sentence, cosine similarity (what
 ``kd-mse`` fits directly). **Late interaction** (ColBERT's MaxSim, Khattab & Zaharia 2020): the score of query
@@ -95,10 +98,10 @@ def late_interaction_scores(queries, query_mask, pool, pool_mask, rows: int = 10
     p_tokens = torch.nn.functional.normalize(pool[p_mask], dim=-1)                   # (Tp, d)
     query_of, item_of = q_mask.nonzero()[:, 0], p_mask.nonzero()[:, 0]
     n_queries, n_items = queries.shape[0], pool.shape[0]
-    sums = torch.zeros(n_queries, n_items, dtype=q_tokens.dtype)
+    sums = torch.zeros(n_queries, n_items, dtype=q_tokens.dtype, device=q_tokens.device)
     for start in range(0, len(q_tokens), rows):
         cos = q_tokens[start:start + rows] @ p_tokens.T                               # (rows, Tp)
-        best = torch.full((len(cos), n_items), -torch.inf, dtype=cos.dtype)
+        best = torch.full((len(cos), n_items), -torch.inf, dtype=cos.dtype, device=cos.device)
         best.scatter_reduce_(1, item_of.expand(len(cos), -1), cos, reduce="amax")    # best token of each item
         sums.index_add_(0, query_of[start:start + rows], best)
     return sums / q_mask.sum(1, keepdim=True).to(sums.dtype)
@@ -284,6 +287,24 @@ class Evaluator:
                                 self.device)
 
     @functools.cached_property
+    def document_pool(self):
+        """The English training utterances as documents (token states), for intent detection by retrieval."""
+        return encode_texts(self.teacher_encoder, self.tokenizer, [u.text for u in self.setting.en_train], self.device)
+
+    @property
+    def scorer(self) -> str:
+        return self.tcfg.teacher_scorer if self.tcfg is not None else "late"
+
+    def intent_by_retrieval(self, encoded, gold) -> tuple:
+        """(the four ir_ metrics, their per-query scores): target queries retrieve among the English documents."""
+        docs = self.document_pool
+        found = intent_retrieval(encoded.tokens, encoded.token_mask, docs.tokens, docs.token_mask, self.knn_labels,
+                                 gold, self.scorer, KNN_K)
+        names = {"top1_acc": "ir_acc", "knn_acc": "ir_knn_acc", "mrr10": "ir_mrr10", "ndcg10": "ir_ndcg10"}
+        items = {f"{names[k]}_item": [round(v, 6) for v in found["items"][k]] for k in names}
+        return {names[k]: found[k] for k in names}, items
+
+    @functools.cached_property
     def retrieval_pool(self) -> dict:
         return {lang: (encode_texts(self.teacher_encoder, self.tokenizer, english, self.device)
                        if english is not None else None)
@@ -307,6 +328,9 @@ class Evaluator:
                   "en_acc": accuracy(en_pred, self.en_test_gold), "mrr10": None, "recall1": None,
                   "late_mrr10": None, "late_recall1": None}
         items = {"pred": pred.tolist(), "knn_pred": knn.tolist(), "en_pred": en_pred.tolist()}
+        by_retrieval, ir_items = self.intent_by_retrieval(encoded, gold)
+        result.update(by_retrieval)
+        items.update(ir_items)
         diagnostics = {"token_cosine": token_cloud_cosine(encoded.tokens, encoded.token_mask)}
         pool = self.retrieval_pool[lang]
         if pool is not None:

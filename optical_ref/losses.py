@@ -7,6 +7,9 @@ of (English sentence, translation) pairs and returns a scalar; padding never ent
                                            batch; the T^2 keeps gradient scale roughly constant in T.
 ``ot_distill``  (OPTICAL-style)            mean_b <P_b, C_b>_F with C_ij = 1 - cos(student token i,
                                            teacher token j) over real tokens, P_b from the torch Sinkhorn.
+``kd_score``  (retrieval KD)               ``kd_kl`` on retrieval scores: the student's translation and the
+                                           teacher's English sentence, each against the batch's documents.
+``retrieval_infonce``  (the retrieval teacher)   InfoNCE over same-intent positives (supervised contrastive).
 ``supervised_ce``                          cross-entropy with labels (the teacher, and the target-supervised
                                            upper bound).
 """
@@ -61,6 +64,27 @@ def kd_score(student_scores: torch.Tensor, teacher_scores: torch.Tensor, tempera
     intent logits (the retrieval form of Hinton KD; the choice of documents and scorer is ours).
     """
     return kd_kl(student_scores, teacher_scores, temperature)
+
+
+def retrieval_infonce(scores: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE with every same-intent document a positive: the retrieval teacher's training loss.
+
+    ``scores`` (B, B): query i (utterance i) against document j (utterance j, the documents' role); ``labels`` (B,)
+    their intents. Query i's positives are the other utterances of its intent, its candidates every utterance but
+    itself (a sentence retrieving its own copy teaches nothing); per query with at least one positive,
+    ``-log( sum_pos exp(s_ij / T) / sum_(j != i) exp(s_ij / T) )``, averaged (Khosla et al. 2020's form, ours).
+    """
+    _check("retrieval_infonce", scores=scores)
+    if scores.ndim != 2 or scores.shape[0] != scores.shape[1] or labels.shape != scores.shape[:1]:
+        raise ValueError("retrieval_infonce needs a square (B, B) score matrix and B labels")
+    itself = torch.eye(len(labels), dtype=torch.bool, device=scores.device)
+    positive = (labels[:, None] == labels[None, :]) & ~itself
+    has_positive = positive.any(1)
+    if not has_positive.any():
+        raise ValueError("retrieval_infonce: no query in the batch has a same-intent document; batch pairs of one intent")
+    logits = (scores / temperature).masked_fill(itself, -torch.inf)
+    pos = torch.logsumexp(logits.masked_fill(~positive, -torch.inf), dim=1)
+    return (torch.logsumexp(logits, dim=1) - pos)[has_positive].mean()
 
 
 def ot_distill(student_tokens, teacher_tokens, student_mask, teacher_mask, *, eps, n_iter, grad, cost,

@@ -11,11 +11,17 @@ method                 loss on a batch of (English sentence e, translation x) pa
 ``kd-kl``              T^2 KL(softmax(W t(e) / T) || softmax(W s(x) / T))   (W: the teacher's head)
 ``ot``                 <P, C>_F, C_ij = 1 - cos(s_i(x), t_j(e)) over the real tokens
 ``ot+kd``              ``ot`` + ``kd_weight`` x ``kd-mse``
+``kd-score``           T^2 KL(softmax(S(e, D) / T) || softmax(S(x, D) / T))   (S: the teacher's scorer, D: the
+                       batch's English sentences as documents; T: ``score_temperature``)
 ``target-supervised``  cross-entropy of W s(x) with x's own label (the upper bound; labels!)
 =====================  ==========================================================================
 
 ``zero-shot`` trains nothing: the teacher's encoder is applied to target text as it is.
 The teacher's outputs on the English sentences are computed once (it is frozen) and reused.
+
+A **retrieval teacher** (``teacher_train=retrieval``, OPTICAL's kind) is first trained as a retrieval model on
+English only (:func:`train_retrieval_teacher`: an utterance is a query, the other utterances of its intent are its
+relevant documents), in a matching space (the encoder's ``projection``); every loss above then reads that space.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .config import TrainConfig  # noqa: F401 (re-exported: the one home of every training choice)
-from .losses import NonFiniteValues, kd_kl, kd_mse, ot_distill, supervised_ce
+from .losses import NonFiniteValues, kd_kl, kd_mse, kd_score, ot_distill, retrieval_infonce, supervised_ce
 from .ot import SinkhornBreakdownError
 
 from .methods import DISTILLATION_METHODS, METHODS  # noqa: F401 (re-exported for the tests)
@@ -38,7 +44,7 @@ class TrainingDiverged(ValueError):
 
 
 def diverged_message(method: str, step: int, cfg) -> str:
-    knob = {"kd-kl": f"kd_temperature={cfg.kd_temperature}", "ot": f"ot_eps={cfg.ot_eps}",
+    knob = {"kd-kl": f"kd_temperature={cfg.kd_temperature}", "kd-score": f"score_temperature={cfg.score_temperature}", "ot": f"ot_eps={cfg.ot_eps}",
             "ot+kd": f"ot_eps={cfg.ot_eps}, kd_weight={cfg.kd_weight}"}.get(method)
     return (f"{method} diverged at step {step}: the loss is not finite; lower lr={cfg.lr}"
             + (f" or check {knob}" if knob else ""))
@@ -64,6 +70,11 @@ def train_teacher(encoder, head, tokenizer, train_texts, train_labels, dev_texts
     if cfg.teacher_train == "head":
         return train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed,
                                progress)
+    if cfg.teacher_train == "retrieval":   # a retrieval model first; then a linear probe for the head's readers
+        retrieval = train_retrieval_teacher(encoder.in_role("query"), encoder.in_role("passage"), tokenizer, train_texts,
+                                            train_labels, dev_texts, dev_labels, cfg, seed, progress)
+        probe = train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed)
+        return {**probe, "retrieval": retrieval}
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -98,6 +109,81 @@ def train_teacher(encoder, head, tokenizer, train_texts, train_labels, dev_texts
     head.load_state_dict(best[1][1])
     encoder.eval(), head.eval()
     return {"best_dev_acc": best[0], "history": history}
+
+
+def intent_pair_batches(labels, batch_size: int, rng: np.random.Generator) -> list:
+    """One epoch of batches in which every utterance has a same-intent partner: each utterance of an intent with at
+    least two (in a shuffled order) is an anchor once, beside one other utterance of its intent drawn at random."""
+    labels = np.asarray(labels)
+    by_intent = {y: np.flatnonzero(labels == y) for y in np.unique(labels)}
+    anchors = rng.permutation([i for i in range(len(labels)) if len(by_intent[labels[i]]) > 1])
+    batches = []
+    for start in range(0, len(anchors), max(1, batch_size // 2)):
+        chunk = anchors[start:start + max(1, batch_size // 2)]
+        partners = [rng.choice(by_intent[labels[i]][by_intent[labels[i]] != i]) for i in chunk]
+        batches.append(np.array(list(dict.fromkeys([*chunk.tolist(), *map(int, partners)]))))
+    return batches
+
+
+def train_retrieval_teacher(queries, docs, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed,
+                            progress=None) -> dict:
+    """English retrieval training of the encoder and its matching space; keeps the epoch with the best English dev
+    intent-by-retrieval accuracy (dev utterances retrieve among the training utterances).
+
+    ``queries`` and ``docs`` are the encoder in its two roles (the same weights; e5: "query: "/"passage: "
+    prefixes); a projection must be attached (``Encoder.add_projection``). Reads English texts and labels only.
+    """
+    if queries.projection is None:
+        raise ValueError("a retrieval teacher needs a matching space: call encoder.add_projection(proj_dim, seed)")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    set_trainable(queries, cfg.freeze)
+    optimizer = torch.optim.AdamW([p for p in queries.parameters() if p.requires_grad], lr=cfg.effective_teacher_lr,
+                                  weight_decay=cfg.weight_decay)
+    labels = torch.as_tensor(np.asarray(train_labels))
+    check = (dev_texts, dev_labels, train_texts, train_labels)
+    start = english_dev_retrieval(queries, docs, tokenizer, *check, cfg)
+    best, history = (start, copy.deepcopy(queries.state_dict())), []
+    for epoch in range(cfg.retrieval_epochs):
+        queries.train()
+        total, seen = 0.0, 0
+        for idx in intent_pair_batches(train_labels, cfg.batch_size, rng):
+            loss = retrieval_batch_loss(queries, docs, tokenizer, [train_texts[i] for i in idx], labels[idx], cfg)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, seen = total + loss.item() * len(idx), seen + len(idx)
+        dev = english_dev_retrieval(queries, docs, tokenizer, *check, cfg)
+        history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "dev_ir_acc": dev})
+        if dev > best[0]:
+            best = (dev, copy.deepcopy(queries.state_dict()))
+        if progress:
+            progress(epoch + 1, cfg.retrieval_epochs, history[-1])
+    queries.load_state_dict(best[1])
+    queries.eval()
+    return {"start_dev_ir_acc": start, "best_dev_ir_acc": best[0], "history": history}
+
+
+def retrieval_batch_loss(queries, docs, tokenizer, texts, labels, cfg):
+    """InfoNCE of one batch under the teacher's scorer; one forward pass when both roles read the same text."""
+    from .evaluate import score_matrix
+
+    q = queries(queries.batch(tokenizer, texts, cfg.device))
+    d = q if docs.prefix == queries.prefix else docs(docs.batch(tokenizer, texts, cfg.device))
+    scores = score_matrix(q.tokens, q.token_mask, d.tokens, d.token_mask, cfg.teacher_scorer)
+    return retrieval_infonce(scores, labels.to(scores.device), cfg.retrieval_temperature)
+
+
+@torch.no_grad()
+def english_dev_retrieval(queries, docs, tokenizer, dev_texts, dev_labels, pool_texts, pool_labels, cfg) -> float:
+    """Top-1 intent accuracy of English dev utterances retrieving among the training utterances."""
+    from .encoder import encode_texts
+    from .evaluate import intent_retrieval
+
+    q = encode_texts(queries, tokenizer, dev_texts, cfg.device)
+    d = encode_texts(docs, tokenizer, pool_texts, cfg.device)
+    return intent_retrieval(q.tokens, q.token_mask, d.tokens, d.token_mask, pool_labels, dev_labels,
+                            cfg.teacher_scorer)["top1_acc"]
 
 
 def train_head_only(encoder, head, tokenizer, train_texts, train_labels, dev_texts, dev_labels, cfg, seed, progress=None):
@@ -144,6 +230,7 @@ class TeacherOutputs:
     tokens: list          # per sentence: (L_i, d) states of the real, non-special tokens
     sentence: torch.Tensor  # (N, d)
     logits: torch.Tensor | None   # (N, n_intents); None without an intent head (distil)
+    docs: "TeacherOutputs | None" = None   # the same sentences as documents (kd-score), the teacher's passage role
 
     def batch(self, idx):
         """Padded token states and their mask for the sentences ``idx``."""
@@ -230,12 +317,25 @@ def loss_ot_kd(s, idx, *, teacher, cfg, **_):
     return _ot_term(s, t_tokens, t_mask, cfg) + cfg.kd_weight * kd_mse(s.sentence, t_sentence)
 
 
+def loss_kd_score(s, idx, *, teacher, cfg, **_):
+    from .evaluate import score_matrix
+
+    if teacher.docs is None:
+        raise ValueError("kd-score needs the teacher's outputs on the English sentences as documents (teacher.docs)")
+    t_tokens, t_mask, _, _ = _teacher_side(teacher, idx, cfg)
+    d_tokens, d_mask, _, _ = _teacher_side(teacher.docs, idx, cfg)
+    with torch.no_grad():
+        t_scores = score_matrix(t_tokens, t_mask, d_tokens, d_mask, cfg.teacher_scorer)
+    s_scores = score_matrix(s.tokens, s.token_mask, d_tokens, d_mask, cfg.teacher_scorer)
+    return kd_score(s_scores, t_scores, cfg.score_temperature)
+
+
 def loss_target_supervised(s, idx, *, head, labels, cfg, **_):
     return supervised_ce(head(s.sentence), labels[idx].to(cfg.device))
 
 
 STUDENT_LOSSES = {"kd-mse": loss_kd_mse, "kd-kl": loss_kd_kl, "ot": loss_ot, "ot+kd": loss_ot_kd,
-                  "target-supervised": loss_target_supervised}
+                  "target-supervised": loss_target_supervised, "kd-score": loss_kd_score}
 assert set(STUDENT_LOSSES) == set(METHODS) - {"zero-shot"}, "every trainable method needs its loss here"
 
 

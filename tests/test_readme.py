@@ -60,9 +60,12 @@ def test_readme_python_version_and_data_size_are_the_packages():
 
 
 def _choices_table():
-    text = README.read_text(encoding="utf-8")
-    table = text[text.index("| choice | `--set` key |"):].split("\n\n", 1)[0].splitlines()[2:]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table]
+    """The rows of every choices table in the README (the method's, and the retrieval teacher's)."""
+    text, rows = README.read_text(encoding="utf-8"), []
+    for start in [m.start() for m in re.finditer(r"\| choice \| `--set` key \|", text)]:
+        table = text[start:].split("\n\n", 1)[0].splitlines()[2:]
+        rows += [[cell.strip() for cell in line.strip("|").split("|")] for line in table]
+    return rows
 
 
 def _value(cell):
@@ -77,7 +80,7 @@ def test_readme_choices_table_shows_the_defaults_of_both_encoders():
     from optical_ref.config import TrainConfig, defaults_for_encoder
     small, pretrained = TrainConfig(), TrainConfig(**defaults_for_encoder("e5-small"))
     rows = _choices_table()
-    assert len(rows) >= 8
+    assert len(rows) >= 14
     for _, key, small_cell, pretrained_cell, _ in rows:
         key = key.strip("`")
         assert _value(small_cell) == getattr(small, key), f"README: {key} = {small_cell} for the small encoder"
@@ -144,3 +147,16 @@ def test_benchmark_tables_are_the_saved_benchmark_outputs(name):
         cells = " ".join(row).split()     # method names such as "ot (unrolled grad)" span several cells
         assert any(line[-len(cells):] == cells or line[:len(cells)] == cells for line in lines), \
             f"{BENCHMARKS.name} shows no row {' '.join(row)!r} of {name}; copy the benchmark's output again"
+
+
+def test_the_readme_states_the_retrieval_design_as_declared_in_the_presets():
+    from optical_ref.experiment.presets import PRESETS, RETRIEVAL_DECLARATION
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    declared = text[text.index("**Declared before its runs**"):].split("###")[0]
+    for key in ("hypothesis",):
+        assert RETRIEVAL_DECLARATION[key] in declared
+    assert f"primary metric `{RETRIEVAL_DECLARATION['primary']}` under the {RETRIEVAL_DECLARATION['scorer']} scorer" in declared
+    assert f"reference `{RETRIEVAL_DECLARATION['reference']}`" in declared
+    for name, preset in PRESETS.items():
+        if preset.get("declared"):
+            assert preset["declared"] is RETRIEVAL_DECLARATION and f"`{name}`" in declared, name

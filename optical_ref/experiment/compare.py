@@ -41,7 +41,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dataset", default=None, choices=["mtop", "mtod"],
                         help="mtop: reduced MTOP (default); mtod: MTOD with its 30k machine-translated bitext")
     parser.add_argument("--langs", nargs="+", help="target languages (default: the preset's)")
-    parser.add_argument("--methods", nargs="+", help=f"any of {' '.join(METHODS)} (default: the preset's, or all)")
+    parser.add_argument("--methods", nargs="+", help=f"any of {' '.join(METHODS)} (default: the preset's, or all but kd-score)")
     parser.add_argument("--budgets", nargs="+", help="bitext pairs per student: integers or 'all' (default: the preset's)")
     parser.add_argument("--seeds", nargs="+", help="training seeds: initialisation, batch order, budget subsets")
     parser.add_argument("--split-seed", "--split-seeds", dest="split_seeds", nargs="+",
@@ -193,7 +193,7 @@ def stage_report(cfg: CompareConfig, out: Path, teachers: dict, gold: dict, sett
                "teachers": {str(s): {k: v for k, v in t.items() if k != "history"} for s, t in teachers.items()},
                "teacher_history": first.get("history", []), "gold": {str(k): v for k, v in gold.items()},
                "runs": records, "failed_runs": failed, "wall_seconds_this_call": round(time.time() - started, 1)}
-    results["analysis"] = analyse(records, results["gold"])
+    results["analysis"] = analyse(records, results["gold"], cfg.declared)
     write_json(out / "results.json", results)
     write_csv(records, out / "results.csv")
     write_report(results, out)

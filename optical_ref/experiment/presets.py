@@ -19,6 +19,19 @@ PRETRAINED_SELECTION = {"kd-mse": {"lr": 3e-5 * 7, "student_steps": 80},
 # the same at 20 pairs: tutorials/results/pretrained-low/selection.json (see the pretrained-low preset)
 PRETRAINED_LOW_SELECTION = {"kd-mse": {"lr": 3e-5, "student_steps": 80},
                             "ot": {"lr": 3e-5, "student_steps": 40, "ot_eps": 0.05}}
+# The seed's own question, declared before any of its runs (issue #29): a retrieval teacher trained on English MTOP
+# (teacher_train=retrieval), students distilled from bitext only, zero-shot intent detection by cross-lingual
+# retrieval read under the teacher's late-interaction scorer. The report opens with this declaration.
+RETRIEVAL_DECLARATION = {
+    "primary": "ir_acc",
+    "scorer": "late",
+    "reference": "kd-mse",
+    "family": ["ir_acc"],
+    "hypothesis": "OT beats kd-mse on ir_acc (intent by cross-lingual retrieval, late scorer) at 20 and 100 pairs",
+    "tests": "every label-free method minus kd-mse on ir_acc, in every language and budget; Holm over all of them",
+}
+RETRIEVAL_TRAIN = {"teacher_train": "retrieval", "teacher_scorer": "late", "proj_dim": 128, "retrieval_epochs": 4,
+                   "retrieval_temperature": 0.05, "teacher_epochs": 40, "student_steps": 40, "kd_temperature": 4.0}
 PRESETS = {
     # quick: tests and a first look, < 60 s on 2 CPU cores
     "quick": {"langs": ["es", "th"], "budgets": ["all"], "seeds": [0], "split_seeds": [0],
@@ -60,6 +73,21 @@ PRESETS = {
     "pretrained-r3": {"langs": ["hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
                       "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd"],
                       "train": {"teacher_epochs": 40, "student_steps": 40, "kd_temperature": 4.0}},
+    # retrieval: the declared design (RETRIEVAL_DECLARATION): e5-small as a retrieval teacher, hi and th, 20 / 100 /
+    # all pairs, three seeds; kd-kl is left out (it reads the intent head, not the matching the teacher was trained for)
+    "retrieval": {"langs": ["hi", "th"], "budgets": [20, 100, "all"], "seeds": [0, 1, 2], "split_seeds": [0],
+                  "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "kd-score", "ot", "ot+kd"],
+                  "train": RETRIEVAL_TRAIN, "declared": RETRIEVAL_DECLARATION},
+    # retrieval-full: the same declaration over five languages and two re-splits, the declared comparison only
+    "retrieval-full": {"langs": ["de", "es", "fr", "hi", "th"], "budgets": [20, 100, "all"], "seeds": [0, 1, 2],
+                       "split_seeds": [0, 1], "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "ot"],
+                       "train": RETRIEVAL_TRAIN, "declared": RETRIEVAL_DECLARATION},
+    # retrieval-small: the teaching path, the small encoder trained from scratch as a retrieval teacher (minutes)
+    "retrieval-small": {"langs": ["hi", "th"], "budgets": [20, 100, "all"], "seeds": [0, 1, 2], "split_seeds": [0],
+                        "methods": ["zero-shot", "kd-mse", "kd-score", "ot", "ot+kd"],
+                        "train": {"teacher_train": "retrieval", "retrieval_epochs": 20, "teacher_epochs": 20,
+                                  "student_steps": 200},
+                        "declared": RETRIEVAL_DECLARATION},
 }
 MTOD_PRESET_OVERRIDES = {"quick": {"budgets": [2000]}, "default": {"budgets": [1000, 10000]},
                          "full": {"budgets": [1000, 10000, "all"]}}
@@ -83,6 +111,7 @@ class CompareConfig:
     eval_steps: list | None = None                 # a learning curve: each run evaluated at these steps
     shard: str | None = None                       # "I/N": this folder runs the I-th of N slices of the run list
     method_train: dict = field(default_factory=dict)   # per method, what differs from ``train`` (lr, steps, knob)
+    declared: dict = field(default_factory=dict)   # the design's declaration (primary metric, reference, hypothesis)
 
     def train_for(self, method: str) -> dict:
         """Every training setting a student of ``method`` uses."""
@@ -109,7 +138,7 @@ def preset_base(preset: str, dataset: str) -> dict:
 
 def checked_methods(methods) -> list:
     """The method list, each known and given once, or a ValueError naming --methods."""
-    from ..methods import METHODS
+    from ..methods import FIRST_METHODS, METHODS
 
     methods = list(methods)
     if not methods:
@@ -125,13 +154,13 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
                 split_seed=None, eval_steps=None, shard=None) -> CompareConfig:
     """Resolve a preset plus overrides into a checked config; every error names its option."""
     from ..data import MTOD_LANGS, MTOP_LANGS, check_langs
-    from ..methods import METHODS
+    from ..methods import FIRST_METHODS, METHODS
 
     base = preset_base(preset, dataset)
     known = [x for x in (MTOP_LANGS if dataset == "mtop" else MTOD_LANGS) if x != "en"]
     langs = unique(check_langs(langs if langs is not None else base["langs"], known, f"{dataset} target languages"),
                    "--langs")
-    methods = checked_methods(methods if methods is not None else base.get("methods", METHODS))
+    methods = checked_methods(methods if methods is not None else base.get("methods", FIRST_METHODS))
     budgets = unique([parse_budget(b) for b in (budgets if budgets is not None else base["budgets"])], "--budgets")
     if not budgets:
         raise ValueError("--budgets: the budget list is empty; give integers or 'all'")
@@ -179,7 +208,7 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
         except ValueError as err:
             raise ValueError(f"--set {m}.…: {err}") from None
     return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seeds, data_dir, encoder, device,
-                         overrides, train, eval_steps, shard, method_train)
+                         overrides, train, eval_steps, shard, method_train, dict(base.get("declared", {})))
 
 
 def unique(values, option: str) -> list:

@@ -105,7 +105,7 @@ def rebuild(folder, out=None, say=print) -> dict:
     out = Path(out) if out is not None else folder
     check_out(folder, out)
     results = load_results(folder, say)
-    results["analysis"] = analyse(results["runs"], results.get("gold", {}))
+    results["analysis"] = analyse(results["runs"], results.get("gold", {}), results["config"].get("declared"))
     out.mkdir(parents=True, exist_ok=True)
     in_place = out.resolve() == folder.resolve()
     # a compare folder's results.json carries the runs (merge and resume read it); a committed one leaves them to
@@ -128,7 +128,7 @@ def verdict_rows(folders, say=print) -> list:
     rows = []
     for folder in map(Path, folders):
         results = load_results(folder, say)
-        analysis = analyse(results["runs"], results.get("gold", {}))
+        analysis = analyse(results["runs"], results.get("gold", {}), results["config"].get("declared"))
         for member in analysis["family"]["members"]:
             comparison, metric, column = (x.strip() for x in member.split("|"))
             method = comparison.split(" - ")[0]

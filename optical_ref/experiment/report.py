@@ -153,18 +153,20 @@ def differences(records, gold, metric, reference) -> dict:
     return out
 
 
-def analyse(records, gold) -> dict:
-    """The declared analysis: every label-free method against the declared reference, on the headline metrics,
-    with Holm's correction over that whole family; differences to zero-shot are shown beside it, uncorrected
-    (they answer another question: does distillation help at all?). Each run is read at its last step
-    (:func:`final_records`)."""
+def analyse(records, gold, declared=None) -> dict:
+    """The declared analysis: every label-free method against the declared reference, on the headline metrics
+    (a design's own declaration, when it has one: its family's metrics and its reference), with Holm's correction
+    over that whole family; differences to zero-shot are shown beside it, uncorrected (they answer another
+    question: does distillation help at all?). Each run is read at its last step (:func:`final_records`)."""
     records = final_records(records)
-    reference = reference_method(records)
+    declared = dict(declared or {})
+    headline = tuple(declared.get("family") or HEADLINE)
+    reference = declared.get("reference") if declared.get("reference") in methods_of(records) else reference_method(records)
     metrics = [k for k in ITEM_METRICS if has_metric(records, k)]
     to_reference = {k: differences(records, gold, k, reference) for k in metrics} if reference else {}
     to_zero_shot = ({k: differences(records, gold, k, "zero-shot") for k in metrics}
                     if "zero-shot" in methods_of(records) else {})
-    family = [(k, m, col) for k in HEADLINE if k in to_reference for (m, col) in to_reference[k]
+    family = [(k, m, col) for k in headline if k in to_reference for (m, col) in to_reference[k]
               if m not in ("zero-shot", UPPER_BOUND)]
     adjusted = holm([to_reference[k][(m, col)]["p"] for k, m, col in family]) if family else []
     for (k, m, col), p_holm in zip(family, adjusted):
@@ -172,7 +174,8 @@ def analyse(records, gold) -> dict:
     return {"reference": reference, "reference_chosen_on": "declared", "correction": "holm", "alpha": ALPHA,
             "rule": RULE, "confidence": CONFIDENCE,
             "steps": "each run at its last evaluated step",
-            "family": {"size": len(family), "metrics": [k for k in HEADLINE if k in to_reference],
+            "declared": declared, "headline": list(headline),
+            "family": {"size": len(family), "metrics": [k for k in headline if k in to_reference],
                        "members": [f"{m} - {reference} | {k} | {col[0]} @ {col[1]}" for k, m, col in family]},
             "to_reference": _serialisable(to_reference), "to_zero_shot": _serialisable(to_zero_shot)}
 
@@ -298,11 +301,12 @@ def report_view(results: dict) -> dict:
     differences per metric, and the run's description."""
     curve, gold = results["runs"], results.get("gold", {})
     records = final_records(curve)
-    analysis = results.get("analysis") or analyse(records, gold)
+    analysis = results.get("analysis") or analyse(records, gold, results["config"].get("declared"))
     diff_metrics = [k for k in ITEM_METRICS if has_metric(records, k)]
     return {"results": results, "curve": curve, "records": records, "gold": gold, "analysis": analysis,
             "reference": analysis["reference"], "diff_metrics": diff_metrics, "curves": is_curve(curve),
             "present_ot": [m for m in OT_METHODS if m in methods_of(records)],
+            "headline": tuple(analysis.get("headline") or HEADLINE),
             "splits": sorted({r["split_seed"] for r in records}),
             "to_reference": {k: _diffs_of(analysis, "to_reference", k) for k in diff_metrics},
             "to_zero_shot": {k: _diffs_of(analysis, "to_zero_shot", k) for k in diff_metrics}}
@@ -327,7 +331,16 @@ def _header_part(view) -> list:
             f"Preset `{cfg['preset']}`; encoder: {cfg.get('encoder') or 'small BERT from config'}; split seeds "
             f"{view['splits']}; training seeds {seeds}; teacher English dev accuracy {teacher_text}. "
             f"Settings changed with --set: {json.dumps(settings) if settings else 'none'} "
-            f"(every training value used is in results.json, config.train).", ""]
+            f"(every training value used is in results.json, config.train).", ""] + _declaration_part(view)
+
+
+def _declaration_part(view) -> list:
+    declared = view["analysis"].get("declared") or {}
+    if not declared:
+        return []
+    return [f"**Declared before any run** (`optical_ref/experiment/presets.py`): primary metric `{declared['primary']}` "
+            f"({BY_NAME[declared['primary']].label}; scorer: {declared.get('scorer', '–')}); reference "
+            f"`{declared['reference']}`; hypothesis: {declared['hypothesis']}; tests: {declared['tests']}.", ""]
 
 
 def _how_to_read_part(view) -> list:
@@ -369,21 +382,24 @@ def _verdict_count_part(view) -> list:
              "| metric | " + " | ".join(present_ot) + " |", "|---" * (1 + len(present_ot)) + "|"]
     for k in view["diff_metrics"]:
         cells = ["{} / {} / {}".format(*win_tie_loss(records, view["to_reference"][k], m)) for m in present_ot]
-        parts.append(f"| {k}{' (headline)' if k in HEADLINE else ''} | " + " | ".join(cells) + " |")
+        parts.append(f"| {k}{' (headline)' if k in view['headline'] else ''} | " + " | ".join(cells) + " |")
     return parts + [""]
 
 
 def _metric_parts(view) -> list:
     records, reference, parts = view["records"], view["reference"], []
-    for k, name in [(m.name, m.label) for m in METRICS if has_metric(records, m.name)]:
+    shown = [(m.name, m.label) for m in METRICS if has_metric(records, m.name)]
+    if view["analysis"].get("declared"):      # a declared design opens with its family, the primary first
+        shown.sort(key=lambda km: km[0] not in view["headline"])
+    for k, name in shown:
         parts += [f"## {name}", "", markdown_table(records, k), ""]
         if view["to_reference"].get(k):
             parts += [f"Paired difference to `{reference}` ({k}, points):", "",
                       difference_table(records, view["to_reference"][k]), ""]
-            if k in HEADLINE and len(view["splits"]) > 1:
+            if k in view["headline"] and len(view["splits"]) > 1:
                 parts += [f"The same, split by split ({k}, points; uncorrected):", "",
                           per_split_table(records, view["to_reference"][k]), ""]
-        if k in HEADLINE and view["to_zero_shot"].get(k):
+        if k in view["headline"] and view["to_zero_shot"].get(k):
             parts += [f"Paired difference to zero-shot ({k}, points):", "",
                       difference_table(records, view["to_zero_shot"][k]), ""]
     return parts
@@ -402,7 +418,7 @@ def _diagnostics_part(view) -> list:
 def _spread_part(view) -> list:
     parts = []
     if len(view["splits"]) > 1:
-        for k in HEADLINE:
+        for k in view["headline"]:
             if has_metric(view["records"], k):
                 parts += [f"## Spread of {k}: training seeds vs re-splits (points, averaged over columns)", "",
                           spread_table(view["records"], k), ""]
@@ -421,11 +437,12 @@ def _tokenizer_part(view) -> list:
 
 def write_figures(view: dict, out: Path) -> None:
     """budget.png, differences.png (with OT methods), curve.png (learning curves), plan.png (with plan.json)."""
-    plot_budgets(view["records"], view["gold"], out / "budget.png")
+    plot_budgets(view["records"], view["gold"], out / "budget.png", view["headline"])
     if view["present_ot"] and view["reference"]:
-        plot_differences(view["records"], view["to_reference"], view["reference"], out / "differences.png")
+        plot_differences(view["records"], view["to_reference"], view["reference"], out / "differences.png",
+                         view["headline"])
     if view["curves"]:
-        plot_curve(view["curve"], out / "curve.png")
+        plot_curve(view["curve"], out / "curve.png", view["headline"])
     if (out / "plan.json").is_file():
         plot_plan(json.loads((out / "plan.json").read_text(encoding="utf-8")), out / "plan.png")
 
@@ -500,12 +517,12 @@ def _pyplot():
     return plt
 
 
-def plot_budgets(records, gold, path: Path) -> None:
+def plot_budgets(records, gold, path: Path, headline=HEADLINE) -> None:
     """Mean vs bitext budget per language, with 95% bands by the rule of the difference tables (seeds and items);
     one row per metric."""
     plt = _pyplot()
     langs = sorted({r["lang"] for r in records}, key=lang_order)
-    metrics = [k for k in HEADLINE if has_metric(records, k)]
+    metrics = [k for k in headline if has_metric(records, k)]
     methods = methods_of(records)
     fig, axes = plt.subplots(len(metrics), len(langs), figsize=(4.2 * len(langs), 3.4 * len(metrics)),
                              sharey="row", squeeze=False)
@@ -546,11 +563,11 @@ def plot_budgets(records, gold, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_curve(records, path: Path) -> None:
+def plot_curve(records, path: Path, headline=HEADLINE) -> None:
     """Headline metrics vs training steps, one panel per metric and language @ budget, a line per method (mean over
     seeds and splits); zero-shot, which does not train, is a dashed level."""
     plt = _pyplot()
-    metrics = [k for k in HEADLINE if has_metric(records, k)]
+    metrics = [k for k in headline if has_metric(records, k)]
     columns, methods = columns_of(records), methods_of(records)
     fig, axes = plt.subplots(len(metrics), len(columns), figsize=(3.6 * len(columns), 3.0 * len(metrics)),
                              sharey="row", squeeze=False)
@@ -580,10 +597,10 @@ def plot_curve(records, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_differences(records, to_reference, reference, path: Path) -> None:
+def plot_differences(records, to_reference, reference, path: Path, headline=HEADLINE) -> None:
     """OT (and OT+KD) minus the declared reference, per language @ budget, with 95% hierarchical intervals."""
     plt = _pyplot()
-    metrics = [k for k in HEADLINE if any(m in OT_METHODS for (m, _) in to_reference.get(k, {}))]
+    metrics = [k for k in headline if any(m in OT_METHODS for (m, _) in to_reference.get(k, {}))]
     if not metrics:
         return
     columns = columns_of(records)

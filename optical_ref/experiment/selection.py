@@ -41,7 +41,8 @@ from pathlib import Path
 from ..data.paths import add_data_dir_argument
 
 KNOBS = {"ot": ("ot_eps", [0.05, 0.1]), "ot+kd": ("kd_weight", [1.0, 100.0]),
-         "kd-kl": ("kd_temperature", [1.0, 2.0]), "kd-mse": (None, [None])}
+         "kd-kl": ("kd_temperature", [1.0, 2.0]), "kd-mse": (None, [None]),
+         "kd-score": ("score_temperature", [0.05, 0.1])}
 LR_FACTORS = {"kd-mse": [1, 2, 3, 5, 7, 10]}
 DEFAULT_LR_FACTORS = [1, 3, 10]
 DEFAULT_EVAL_STEPS = [20, 40, 80]
@@ -90,7 +91,7 @@ def dev_curve(ctx, method: str, settings, lang: str, eval_steps, frozen_prefix=N
 
     _, pairs = ctx.setting.budget_pairs(lang, budget, 0)
     dev = ctx.setting.dev_bitext[lang]
-    english = ctx.cache.outputs_for(pairs)            # the teacher's side: computed once per split, not timed
+    english = ctx.cache.outputs_for(pairs, method == "kd-score")   # the teacher's side: computed once per split, not timed
     curve, scoring = ({} if curve is None else curve), [0.0]
 
     def on_eval(step, student, losses):

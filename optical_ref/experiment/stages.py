@@ -81,10 +81,16 @@ def stage_tokenizer(cfg, setting, encoder_dir, out: Path):
 # ---- stage: the teacher ------------------------------------------------------------------------------
 @dataclass
 class Teacher:
-    encoder: object      # English role (passage prefix for e5), frozen
+    encoder: object      # English role (passage prefix for e5), frozen: the documents (kNN pool, retrieval pools)
     student_init: object  # the same weights in the student role (query prefix for e5): where every student starts
     head: object
     summary: dict
+    english: object = None   # what the students learn from on the English side: the query role of a retrieval
+                             # teacher (only the query encoder is distilled), else ``encoder``
+
+    def __post_init__(self):
+        if self.english is None:
+            self.english = self.encoder
 
 
 def teacher_dir(out: Path, split_seed: int) -> Path:
@@ -95,6 +101,8 @@ def teacher_fingerprint(cfg, tcfg, split_seed: int, data_sha256: str | None = No
     """What the teacher depends on; a cached teacher with another fingerprint is never reused."""
     keys = ("batch_size", "lr", "teacher_lr", "head_lr", "weight_decay", "teacher_epochs", "teacher_train", "freeze",
             "max_length")
+    if tcfg.teacher_train == "retrieval":   # (added only here: the fingerprints of other teachers stay as they were)
+        keys += ("teacher_scorer", "proj_dim", "retrieval_epochs", "retrieval_temperature", "ot_layer")
     return {"dataset": cfg.dataset, "split_seed": split_seed, "encoder": cfg.encoder, "data_sha256": data_sha256,
             "tokenizer_langs": None if cfg.encoder else sorted(cfg.langs),
             **{k: getattr(tcfg, k) for k in keys}}
@@ -112,6 +120,8 @@ def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars
     else:
         encoder = load_pretrained_encoder(encoder_dir, max_length=tcfg.max_length, layer=tcfg.ot_layer)
         torch.manual_seed(0)      # the head's initialisation must not depend on what loading consumed
+    if tcfg.teacher_train == "retrieval":
+        encoder.add_projection(tcfg.proj_dim, seed=0)
     encoder = encoder.to(cfg.device)
     head = IntentHead(encoder.dim, len(setting.intents)).to(cfg.device)
     fingerprint = teacher_fingerprint(cfg, tcfg, setting.split_seed, setting.description.get("data_sha256"))
@@ -141,7 +151,8 @@ def stage_teacher(cfg, tcfg, setting, tokenizer, encoder_dir, out, progress_bars
     encoder.eval()
     for p in encoder.parameters():
         p.requires_grad_(False)
-    return Teacher(encoder.in_role("passage"), encoder.in_role("query"), head, summary)
+    english = encoder.in_role("query") if tcfg.teacher_train == "retrieval" else None
+    return Teacher(encoder.in_role("passage"), encoder.in_role("query"), head, summary, english)
 
 
 def load_teacher_state(encoder, head, state, tcfg) -> None:
@@ -169,16 +180,22 @@ def train_teacher_stage(tcfg, setting, tokenizer, encoder, head, progress_bars) 
     from ..train import train_teacher
 
     t0 = time.time()
-    bar = tqdm(total=tcfg.teacher_epochs, desc="teacher", unit="epoch", disable=None if progress_bars else True,
-               file=sys.stdout)
+    retrieval = tcfg.teacher_train == "retrieval"    # its bar counts the retrieval epochs (the probe takes seconds)
+    bar = tqdm(total=tcfg.retrieval_epochs if retrieval else tcfg.teacher_epochs, desc="teacher", unit="epoch",
+               disable=None if progress_bars else True, file=sys.stdout)
+    shown = "dev_ir_acc" if retrieval else "dev_acc"
     english = encoder.in_role("passage")
     summary = train_teacher(english, head, tokenizer, [u.text for u in setting.en_train], setting.labels(setting.en_train),
                             [u.text for u in setting.en_dev], setting.labels(setting.en_dev), tcfg, seed=0,
-                            progress=lambda e, n, h: (bar.update(1), bar.set_postfix(dev_acc=f"{h['dev_acc']:.3f}")))
+                            progress=lambda e, n, h: (bar.update(1), bar.set_postfix({shown: f"{h[shown]:.3f}"})))
     bar.close()
     summary["train_seconds"] = round(time.time() - t0, 1)
     say(f"[teacher] English dev accuracy {summary['best_dev_acc']:.3f} in {summary['train_seconds']:.0f} s "
         f"(vocabulary {len(tokenizer)})")
+    if retrieval:
+        found = summary["retrieval"]
+        say(f"[teacher] a retrieval model: English dev intent-by-retrieval accuracy {found['start_dev_ir_acc']:.3f} "
+            f"before, {found['best_dev_ir_acc']:.3f} after ({tcfg.teacher_scorer} scorer, {tcfg.proj_dim} dimensions)")
     return summary
 
 
@@ -186,20 +203,30 @@ class EnglishSideCache:
     """The frozen teacher's outputs on English sentences, computed once per sentence and reused by every run."""
 
     def __init__(self, teacher: Teacher, tokenizer, device):
-        self.teacher, self.tokenizer, self.device, self.rows = teacher, tokenizer, device, {}
+        self.teacher, self.tokenizer, self.device = teacher, tokenizer, device
+        self.rows = {"english": {}, "docs": {}}
 
-    def outputs_for(self, pairs):
+    def outputs_for(self, pairs, docs: bool = False):
+        """The teacher's outputs on the English side of ``pairs`` (with ``docs``: also as documents, kd-score's)."""
+        outputs = self._rows(pairs, "english", self.teacher.english)
+        if docs:
+            outputs.docs = self._rows(pairs, "docs", self.teacher.encoder)
+        return outputs
+
+    def _rows(self, pairs, which, encoder):
         import torch
 
         from ..train import TeacherOutputs, teacher_outputs
 
-        missing = sorted({p.en for p in pairs} - set(self.rows))
+        rows = self.rows[which]
+        missing = sorted({p.en for p in pairs} - set(rows))
         if missing:
-            outputs = teacher_outputs(self.teacher.encoder, self.teacher.head, self.tokenizer, missing, self.device)
+            outputs = teacher_outputs(encoder, self.teacher.head, self.tokenizer, missing, self.device)
             for k, text in enumerate(missing):
-                self.rows[text] = (outputs.tokens[k], outputs.sentence[k], outputs.logits[k])
-        rows = [self.rows[p.en] for p in pairs]
-        return TeacherOutputs([r[0] for r in rows], torch.stack([r[1] for r in rows]), torch.stack([r[2] for r in rows]))
+                rows[text] = (outputs.tokens[k], outputs.sentence[k], outputs.logits[k])
+        chosen = [rows[p.en] for p in pairs]
+        return TeacherOutputs([r[0] for r in chosen], torch.stack([r[1] for r in chosen]),
+                              torch.stack([r[2] for r in chosen]))
 
 
 # ---- stage: one run (a student, evaluated at each of its steps) ----------------------------------------------
@@ -243,7 +270,8 @@ def stage_student(job, setting, teacher: Teacher, tokenizer, cache, tcfg, progre
                                         run_cfg, job["seed"], target_labels=setting.labels(labelled), **common)
     else:
         student, losses = train_student(method, teacher.student_init, teacher.head, tokenizer, [p.target for p in pairs],
-                                        run_cfg, job["seed"], teacher=cache.outputs_for(pairs), **common)
+                                        run_cfg, job["seed"], teacher=cache.outputs_for(pairs, method == "kd-score"),
+                                        **common)
     bar.close()
     return student, statistics(len(losses))
 
@@ -315,7 +343,7 @@ def run_one(ctx: SplitContext, job, progress_bars=False, counter="") -> list:
                 cfg.seeds[0])
     plan = ctx.out / "plan.json"
     if (job["method"], job["lang"], job["split_seed"], job["budget"], job["seed"]) == plan_run and not plan.is_file():
-        save_example_plan(student, ctx.teacher.encoder, ctx.tokenizer, ctx.setting, job["lang"], tcfg, plan)
+        save_example_plan(student, ctx.teacher.english, ctx.tokenizer, ctx.setting, job["lang"], tcfg, plan)
     return records
 
 
@@ -341,4 +369,5 @@ def describe(record) -> str:
         return f"{head}: FAILED, not scored: {record['failed']}"
     return (f"{head}: intent_acc {record['intent_acc']:.3f}  knn_acc {record['knn_acc']:.3f}"
             + (f"  mrr10 {record['mrr10']:.3f}  late_mrr10 {record['late_mrr10']:.3f}" if record["mrr10"] is not None
-               else "") + f"  ({record['train_seconds']:.1f} s)")
+               else "") + (f"  ir_acc {record['ir_acc']:.3f}" if record.get("ir_acc") is not None else "")
+            + f"  ({record['train_seconds']:.1f} s)")
