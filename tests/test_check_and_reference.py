@@ -116,6 +116,102 @@ def test_planted_batched_sinkhorn_mistakes_fail_with_the_right_hint():
     assert "transposed plan" in hints(check_exercise("batched-sinkhorn", transposed))
 
 
+def kernel_loop(a, b, C, eps, K=None, v=None):
+    """The kernel loop of exercise kernel-sinkhorn, with K and the starting v open to planted mistakes."""
+    K = np.exp(-C / eps) if K is None else K
+    v = np.ones(len(b)) if v is None else v
+    for _ in range(20_000):
+        u = a / (K @ v)
+        v = b / (K.T @ u)
+    return u[:, None] * K * v[None, :]
+
+
+def test_a_nan_in_the_kernel_exercise_is_explained_without_a_log_sum_exp():
+    with np.errstate(all="ignore"):
+        text = hints(check_exercise("kernel-sinkhorn", lambda a, b, C, eps: kernel_loop(a, b, C, eps, v=0 * b)))
+    assert "0 / 0" in text and "started at 0" in text and "745" in text
+    assert "log-sum-exp" not in text                     # there is none in this exercise
+
+
+def test_a_nan_in_the_log_exercise_names_an_unshifted_log_sum_exp():
+    def unshifted(a, b, C, eps):
+        f, g = np.zeros(len(a)), np.zeros(len(b))
+        for _ in range(2000):
+            f = eps * np.log(a) - eps * np.log(np.exp((g[None, :] - C) / eps).sum(1))
+            g = eps * np.log(b) - eps * np.log(np.exp((f[:, None] - C) / eps).sum(0))
+        return np.exp((f[:, None] + g[None, :] - C) / eps)
+
+    with np.errstate(all="ignore"):
+        assert "log-sum-exp that is not max-shifted overflows" in hints(check_exercise("log-sinkhorn", unshifted))
+
+
+def test_eps_multiplied_instead_of_divided_is_named():
+    text = hints(check_exercise("kernel-sinkhorn", lambda a, b, C, eps: kernel_loop(a, b, C, eps, K=np.exp(-C * eps))))
+    assert "eps multiplied instead of divided" in text
+
+
+def test_eps_scaled_by_the_cost_is_named_where_the_exercise_says_eps_is_absolute():
+    import torch.nn.functional as F
+    from optical_ref.ot_torch import sinkhorn
+
+    def relative_pairs(X, Y, mask_x, mask_y, eps):
+        losses = []
+        for x, y, mx, my in zip(X, Y, mask_x, mask_y):
+            C = 1 - F.normalize(x[mx], dim=-1) @ F.normalize(y[my], dim=-1).T
+            losses.append(sinkhorn(None, None, C[None], eps * C.max().item(), tol=1e-12, max_iter=100_000,
+                                   grad="envelope").cost[0])
+        return torch.stack(losses)
+
+    relative = lambda a, b, C, eps: solutions.log_sinkhorn(a, b, C, eps * C.max())   # noqa: E731
+    assert "eps scaled by the cost" in hints(check_exercise("log-sinkhorn", relative))
+    assert "eps scaled by the cost" in hints(check_exercise("ot-loss", relative_pairs))
+
+
+def test_kd_kl_logits_not_divided_by_the_temperature_are_named():
+    import torch.nn.functional as F
+
+    def no_temperature(zs, zt, T):
+        return T * T * F.kl_div(zs.log_softmax(-1), zt.log_softmax(-1), log_target=True, reduction="batchmean")
+
+    assert "not divided by T" in hints(check_exercise("kd-kl", no_temperature))
+    assert "not divided by T" in hints(check_exercise("kd-kl", lambda zs, zt, T: no_temperature(zs, zt, T) / T ** 2))
+
+
+def test_an_ot_loss_plan_solved_with_the_padding_then_zeroed_is_named():
+    import torch.nn.functional as F
+    from optical_ref.ot_torch import sinkhorn
+
+    def solve_then_zero(X, Y, mask_x, mask_y, eps):
+        X = torch.where(mask_x[..., None], X, torch.zeros_like(X))
+        Y = torch.where(mask_y[..., None], Y, torch.zeros_like(Y))
+        C = 1 - F.normalize(X, dim=-1) @ F.normalize(Y, dim=-1).transpose(1, 2)
+        plan = sinkhorn(None, None, C, eps, tol=1e-12, max_iter=100_000).plan     # every token, padding too
+        return (plan.detach() * (mask_x[:, :, None] & mask_y[:, None, :]) * C).sum(dim=(1, 2))
+
+    assert "solved on the padded problem, then zeroed" in hints(check_exercise("ot-loss", solve_then_zero))
+
+
+def test_an_ot_loss_solved_in_numpy_fails_with_the_gradient_hint():
+    def in_numpy(X, Y, mask_x, mask_y, eps):          # the right numbers, with no way back to X
+        return solutions.ot_loss(X, Y, mask_x, mask_y, eps).detach().numpy()
+
+    results = check_exercise("ot-loss", in_numpy)
+    assert results and not any(r.passed for r in results)
+    assert all("no gradient back to X" in r.hint for r in results)
+
+
+def test_an_endless_loop_fails_each_case_on_its_own_line_in_bounded_time(tmp_path, capsys):
+    from optical_ref.__main__ import main
+    from optical_ref.classroom.runner import MAX_STRIKES
+    loop = tmp_path / "loop.py"
+    loop.write_text("def frob(P, C):\n    while True:\n        pass\n")
+    assert main(["check", "frobenius", "--impl", f"{loop}:frob", "--time-limit", "0.3"]) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  FAIL")]
+    assert len(lines) == len(reference.load("frobenius")["cases"])          # one line per case, each named
+    assert sum("ran past the time limit of 0.3 s on this case" in line for line in lines) == MAX_STRIKES
+    assert all("not run" in line for line in lines[MAX_STRIKES:])
+
+
 # ------------------------------------------------------------------------------------------------
 # A crash in the user's code is that case's failure, not the checker's
 # ------------------------------------------------------------------------------------------------
@@ -286,6 +382,14 @@ def test_a_crash_names_the_students_line_not_the_checkers(tmp_path):
     impl.write_text("def frob(P, C):\n    x = 1\n    return P.sum() / 0 + undefined_name\n")
     results = check_exercise("frobenius", load_function(f"{impl}:frob"))
     assert all("mine.py:3" in r.line() for r in results)
+
+
+def test_a_crash_inside_numpy_is_shown_at_the_students_line_with_its_code(tmp_path):
+    impl = tmp_path / "mine.py"
+    impl.write_text("import numpy as np\n\ndef frob(P, C):\n    return float(np.linalg.inv(0 * P @ C.T).sum())\n")
+    results = check_exercise("frobenius", load_function(f"{impl}:frob"))
+    assert all("LinAlgError" in r.line() and "(at mine.py:4: return float(np.linalg.inv(0 * P @ C.T).sum()))"
+               in r.line() for r in results), results[0].line()
 
 
 def package_import_graph() -> dict:

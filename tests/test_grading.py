@@ -57,10 +57,21 @@ def test_a_correct_class_member_scores_full_marks_on_public_and_hidden_cases(gra
 def test_library_calls_score_zero_whatever_the_route_with_the_reason(graded):
     _, result = graded
     ben = result["students"]["ben"]
-    assert ben["frobenius"]["score"] == 0 and "optical_ref.ot.frobenius" in ben["frobenius"]["note"]
+    # the module is named at both levels: as the call the watch saw (process level), or as the import that
+    # failed because the sandbox does not hold it (namespaces)
+    assert ben["frobenius"]["score"] == 0 and "optical_ref.ot" in ben["frobenius"]["note"]
     assert ben["kd-mse"]["score"] == 0 and "optical_ref.classroom.reference.load" in ben["kd-mse"]["note"]
-    assert ben["kd-kl"]["score"] == 0 and "optical_ref.losses.kd_kl" in ben["kd-kl"]["note"]
+    assert ben["kd-kl"]["score"] == 0 and "optical_ref.losses" in ben["kd-kl"]["note"]
     assert ben["ot-loss"]["score"] == 1.0          # ot-loss may call the solver: its point is the cost and masks
+
+
+def test_points_are_verified_only_where_the_sandbox_had_no_library_code_within_reach(graded):
+    _, result = graded
+    ada = result["students"]["ada"]
+    if result["isolation"] == "namespaces":         # ot-loss's sandbox holds the solver it may call, and more
+        assert {name: row["verified"] for name, row in ada.items()} == {name: name != "ot-loss" for name in ada}
+    else:
+        assert not any(row["verified"] for row in ada.values())
 
 
 def test_a_missing_file_scores_zero_for_that_exercise_only(graded):
@@ -215,7 +226,9 @@ def hostile_class(tmp_path_factory):
             found = functools.reduce(getattr, ["frob" + "enius"], module)
             return getattr(found, "__wrapped__", found)(P, C)
     """))
-    return grade(root, seed=5, progress=lambda *_: None, time_limit=4)["students"]
+    # at process level, where the watch inside the student's process is what stands between a submission and
+    # the library (under namespaces the library is out of reach: tests/test_grader_hardening.py)
+    return grade(root, seed=5, progress=lambda *_: None, time_limit=4, isolate="none")["students"]
 
 
 def test_a_correct_submission_scores_full_marks_in_the_sandbox(hostile_class):
@@ -320,3 +333,24 @@ def test_the_exercise_list_lives_in_one_place_and_every_other_list_matches_it():
         skeleton = (root / "tutorials" / "exercises" / ex.skeleton).read_text(encoding="utf-8")
         assert skeleton.startswith(f'"""Exercise {name}:') and f"def {ex.function}(" in skeleton, name
         assert (root / "instructor" / ex.skeleton).is_file(), name
+
+
+# ---- what the exercises' texts tell students ---------------------------------------------------------------
+EXERCISES_DIR = Path(__file__).resolve().parents[1] / "tutorials" / "exercises"
+
+
+def test_the_sinkhorn_exercises_state_the_norm_of_their_tolerance_as_the_reference_does():
+    assert "row-marginal L1 error <= 1e-12" in load("sinkhorn")["description"]    # what the cases were solved to
+    for skeleton in ("ex01_kernel_sinkhorn.py", "ex02_log_sinkhorn.py"):
+        text = " ".join((EXERCISES_DIR / skeleton).read_text(encoding="utf-8").split())
+        assert "in the L1 norm, sum_i |sum_j P_ij - a_i| <= 1e-12" in text, skeleton
+
+
+def test_the_ot_loss_exercise_says_eps_is_absolute_and_the_loss_must_keep_its_gradient():
+    text = " ".join((EXERCISES_DIR / "ex06_ot_loss.py").read_text(encoding="utf-8").split())
+    assert "eps is absolute: use it as given" in text and "the gradient reaches X" in text
+
+
+def test_the_students_readme_does_not_say_where_the_answer_key_is():
+    text = (EXERCISES_DIR / "README.md").read_text(encoding="utf-8")
+    assert "instructor/" not in text and "answer key" not in text.lower()    # "Instructors: copy..." is fine

@@ -160,3 +160,41 @@ def test_the_readme_states_the_retrieval_design_as_declared_in_the_presets():
     for name, preset in PRESETS.items():
         if preset.get("declared"):
             assert preset["declared"] is RETRIEVAL_DECLARATION and f"`{name}`" in declared, name
+
+# ---- formulas and tutorial texts that must say what the code does ------------------------------------------
+def test_the_readmes_kd_mse_formula_is_the_mean_over_dimensions_the_code_computes():
+    import torch
+    from optical_ref.losses import kd_mse
+    s, t = torch.randn(1, 8, dtype=torch.float64), torch.randn(1, 8, dtype=torch.float64)
+    assert torch.isclose(kd_mse(s, t), ((s - t) ** 2).sum() / 8)            # ‖s − t‖² / d for one sentence
+    text = README.read_text(encoding="utf-8")
+    assert "| `kd-mse` | `‖s(x) − t(e)‖² / d`" in text and "||mean s - mean t||^2 / d" in text
+
+
+def test_tutorial_05_gives_the_data_look_up_order_of_the_code(monkeypatch):
+    from optical_ref.data.paths import candidate_dirs
+    monkeypatch.setenv("OPTICAL_REF_DATA", "/somewhere")
+    origins = [origin for _, origin in candidate_dirs()]
+    words = {"$OPTICAL_REF_DATA": "$OPTICAL_REF_DATA", "current directory": "../shared/data from the current folder",
+             "repository root": "../shared/data beside the repository", "user cache": "the user cache"}
+    text = " ".join((ROOT / "tutorials" / "05_tokens_as_point_clouds.py").read_text(encoding="utf-8").split())
+    said = ["--data-dir DIR"] + [next(w for key, w in words.items() if key in origin) for origin in origins]
+    assert candidate_dirs("/given")[0][1].startswith("--data-dir")            # an explicit folder comes first
+    positions = [text.find(phrase) for phrase in said]
+    assert -1 not in positions and positions == sorted(positions), list(zip(said, positions))
+
+
+def test_tutorial_07_labels_the_axis_with_what_it_plots():
+    text = (ROOT / "tutorials" / "07_ot_distillation_loop.py").read_text(encoding="utf-8")
+    assert "return (A / (A.trace() / d) - torch.eye(d)).norm().item()" in text       # ‖W M / s − I‖, s = tr / d
+    assert 'ax.set_ylabel("||W M / s - I||,  s = tr(W M) / d")' in text
+    assert "best fits" not in text and "best rescaling" not in text   # s I is closest to W M; no s is fitted
+
+
+def test_tutorial_03_says_a_row_of_K_is_zero_only_past_C_over_eps_of_about_745():
+    import numpy as np
+    assert np.exp(-744.0) > 0 and np.exp(-746.0) == 0                       # the float64 edge the text names
+    C = np.array([[1.0, 800.0]])                                             # one entry past 745, one not
+    assert (np.exp(-C / 1.0) > 0).any(axis=1).all()                          # the row of K is not zero
+    text = " ".join((ROOT / "tutorials" / "03_kernel_vs_log.py").read_text(encoding="utf-8").split())
+    assert "a whole row of K is zero only once every C_ij/eps of that row passes about 745" in text

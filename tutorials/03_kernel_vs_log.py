@@ -2,8 +2,10 @@
 
 What you learn: exp(-x) leaves the normal floating-point range below about 2.2e-308 (x > 708) in float64 and
 1.2e-38 (x > 87) in float32, and becomes exactly 0 below the smallest subnormal, 4.9e-324 (x > 745) and
-1.4e-45 (x > 103). So as soon as C/eps passes about 745 (float64), entries of K = exp(-C/eps) are 0: whole
-rows of K become zero and the scaling u = a / (K v) divides by zero. The log domain never forms K: it updates f = eps log u with a
+1.4e-45 (x > 103). So an entry of K = exp(-C/eps) is exactly 0 once its C_ij/eps passes about 745 (float64),
+and a whole row of K is zero only once every C_ij/eps of that row passes about 745 (min_j C_ij / eps > 745):
+then the scaling u = a / (K v) divides by zero. Before that, some entries are 0 and the plan loses accuracy
+without any error. The log domain never forms K: it updates f = eps log u with a
 max-shifted log-sum-exp, whose terms are all <= 1, so nothing overflows; at eps so small that C / eps leaves
 the range of the float type (about 1e-308 x max C in float64) it fails too, and the solver says so.
 Read first: 02_sinkhorn_numpy.py. Next: 04_sinkhorn_torch.py.

@@ -7,8 +7,9 @@ Spanish tokens move onto the teacher's English cloud), but at this fixed eps the
 more one-to-one (the largest share of a row drops and the row entropy rises): the loss pulls all of the
 student's tokens towards the whole English cloud, which makes every cost small and alike. Token-level
 alignment is not what this small encoder learns from 1k pairs; compare the results in tutorials/results/README.md.
-Read first: 04_sinkhorn_torch.py. Needs the reduced-MTOP data (../shared/data or --data-dir via
-$OPTICAL_REF_DATA). Next: 06_kd_loop.py.
+Read first: 04_sinkhorn_torch.py. Needs the reduced-MTOP data, looked for in this order: --data-dir DIR,
+$OPTICAL_REF_DATA, ../shared/data from the current folder, ../shared/data beside the repository, the user
+cache (tutorials/DATA.md). Next: 06_kd_loop.py.
 """
 # %% A small teacher on English reduced MTOP, and the shared tokenizer
 import matplotlib.pyplot as plt

@@ -5,8 +5,8 @@ translation has the same tokens in a different order (word order differs across 
 unknown map. A position-by-position MSE pairs the wrong tokens and fails; the OT loss <P, C>_F lets the
 Sinkhorn plan P find which student token goes with which teacher token, so the student learns the map
 anyway — up to scale: a cosine cost cannot see the length of the vectors, so the error below is measured
-after the best rescaling (the raw distance depends on the starting weights). ot+kd adds the sentence-level MSE
-of tutorial 06.
+after dividing W M by s = tr(W M) / d (the raw distance depends on the starting weights). ot+kd adds the
+sentence-level MSE of tutorial 06.
 Read first: 06_kd_loop.py and 05_tokens_as_point_clouds.py. Next: 08_compare_quick.py.
 """
 # %% Token sets: 6 tokens per sentence, shuffled in the translation, mapped by an unknown rotation
@@ -30,7 +30,8 @@ mask = torch.ones(32, n_tokens, dtype=torch.bool)
 
 def map_error(student):
     """How far the learned map is from the true inverse up to scale: || W M / s - I || with s = tr(W M) / d,
-    the scale that best fits (the cosine cost of OT is blind to it)."""
+    the multiple of the identity closest to W M (s I minimises || W M - s I ||; the cosine cost of OT is
+    blind to the scale)."""
     A = student.weight @ M
     return (A / (A.trace() / d) - torch.eye(d)).norm().item()
 
@@ -62,6 +63,6 @@ fig, ax = plt.subplots(figsize=(5, 3))
 for method, values in curves.items():
     ax.plot(values, label=method)
 ax.set_xlabel("epoch")
-ax.set_ylabel("||W M - I||")
+ax.set_ylabel("||W M / s - I||,  s = tr(W M) / d")
 ax.legend()
 savefig(fig, out, "07_ot_vs_positionwise.png")

@@ -21,18 +21,21 @@ crash, ``sys.exit``, endless loop, monkeypatching or unreadable output costs tha
 that case), never another student's score or the class's grading. ``tutorials/exercises/GRADING.md`` says
 what each level protects against.
 
-**The library's own implementation scores 0.** The graded function must be defined in the student's file, and
+**The library's own implementation scores 0.** The graded function must be defined in the student's file;
 every call into ``optical_ref`` code made under the student's code is recorded by what it runs, not by name
-(re-exports, aliases, ``__wrapped__``, ``importlib.reload`` included); each exercise names what it may call
-(``allowed``: ``ot-loss`` may call a Sinkhorn solver, since its point is the cost and the masks). A missing
-file scores 0.
+(re-exports, aliases, ``__wrapped__``, ``importlib.reload`` included), and so is every copy of a library
+function (:mod:`optical_ref.classroom.fingerprint`), run in the sandbox or found here in the sources the
+exercise's file imports; each exercise names what it may call (``allowed``: ``ot-loss`` may call a Sinkhorn
+solver, since its point is the cost and the masks). Under namespaces the sandbox holds only that part of the
+library. A missing file scores 0.
 
 Output: a table on the screen; ``grades.csv`` (``--csv PATH``, default ``./grades.csv``, never inside the
 submissions, written whole or not at all): student, one column per exercise (score 0..1), and the total in
 percent; with ``--json``, ``{"seed", "version", "graded_at", "time_limit", "hidden_per_exercise", "isolation",
 "reaper", "skipped": [notes], "students": {student: {exercise:
-{"passed", "total", "score", "failed": [case names], "note"}}}}``. The CSV's first line names the seed, version
-and time as a comment, so that a grade can be reproduced (``--seed``).
+{"passed", "total", "score", "failed": [case names], "note", "verified"}}}}`` (``verified``: whether the grader
+can vouch for the points, see :meth:`Setup.vouched`; the report line names the exercises that are not). The
+CSV's first line names the seed, version and time as a comment, so that a grade can be reproduced (``--seed``).
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ import math
 import os
 import secrets
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,29 +76,42 @@ def cases_for(name: str, exercise, rng_seed: int) -> list:
 
 
 def zero_score(cases: list, note: str) -> dict:
-    """An exercise scored 0 on every case, with the reason."""
-    return {"passed": 0, "total": len(cases), "score": 0.0, "failed": [c["name"] for c in cases], "note": note}
+    """An exercise scored 0 on every case, with the reason (a zero is always verified: see :func:`judge`)."""
+    return {"passed": 0, "total": len(cases), "score": 0.0, "failed": [c["name"] for c in cases], "note": note,
+            "verified": True}
 
 
-def judge(name: str, exercise, cases: list, outcome) -> dict:
-    """Score one exercise of one student from its :class:`~optical_ref.classroom.runner.Outcome`; whatever the
-    outcome holds, the answer is a score with a note, never an exception."""
+def judge(name: str, exercise, cases: list, outcome, copies=(), vouched: bool = False) -> dict:
+    """Score one exercise of one student from its :class:`~optical_ref.classroom.runner.Outcome` and the
+    library ``copies`` found in the sources it imports; whatever they hold, the answer is a score with a note,
+    never an exception. ``verified`` says whether the grader can vouch for the points (``vouched``: the
+    sandbox had no library code within reach, see GRADING.md); forging can only raise a score, so a 0 is
+    always verified."""
     try:
-        return _judge(exercise, cases, outcome)
+        graded = _judge(name, exercise, cases, outcome, list(copies))
     except Exception as err:    # noqa: BLE001 (a result no check foresaw: that exercise's 0, not the class's end)
-        return zero_score(cases, f"the result could not be judged ({type(err).__name__}): scored 0")
+        graded = zero_score(cases, f"the result could not be judged ({type(err).__name__}): scored 0")
+    graded["verified"] = vouched or graded["score"] == 0
+    return graded
 
 
-def _judge(exercise, cases: list, outcome) -> dict:
-    from .exercises import hint
+def _judge(name: str, exercise, cases: list, outcome, copies: list) -> dict:
+    from .exercises import hint_for
+    from .fingerprint import COPY
 
     if outcome.refused:
         return zero_score(cases, outcome.refused)
-    refused = [c for c in outcome.library_calls if c not in exercise.allowed]
-    if refused:
-        allowed = ", ".join(exercise.allowed) or "nothing from optical_ref or another OT library"
-        return zero_score(cases, f"calls the library's own {', '.join(refused[:3])} (optical_ref's, or another OT "
+    allowed = ", ".join(exercise.allowed) or "nothing from optical_ref or another OT library"
+    called = [c for c in outcome.library_calls if not c.endswith(COPY) and c not in exercise.allowed]
+    if called:
+        return zero_score(cases, f"calls the library's own {', '.join(called[:3])} (optical_ref's, or another OT "
                                  f"library's; this exercise may use {allowed}): scored 0")
+    ran = [c.removesuffix(COPY) for c in outcome.library_calls if c.endswith(COPY)]
+    copied = [c for c in dict.fromkeys(ran + copies) if c not in exercise.allowed]
+    if copied:
+        return zero_score(cases, f"runs or holds a copy of the library's own {', '.join(copied[:3])} (the same code "
+                                 f"up to names; this exercise may use {allowed}): scored 0")
+    hint = hint_for(name)
     results = [_judge_one(exercise.kind, case, outcome.outcomes.get(i), hint) for i, case in enumerate(cases)]
     passed = sum(r.passed for r in results)
     notes = sorted({r.hint or r.crash for r in results if not r.passed and (r.hint or r.crash)})
@@ -105,12 +122,13 @@ def _judge(exercise, cases: list, outcome) -> dict:
 def _judge_one(kind: str, case, outcome, hint):
     """One case's verdict; a case never run, or a result that breaks the comparison (10**400, a string where a
     plan should be), fails with the reason."""
-    from .reference.engine import CaseResult, judge_case, tolerance_of
+    from .exercises import judge_exercise_case
+    from .reference.engine import CaseResult, tolerance_of
 
     if outcome is None:
         return CaseResult(case["name"], False, None, 0.0, crash="not run")
     try:
-        return judge_case(kind, case, tuple(outcome), hint=hint, skip_fields=("envelope_grad_X",))
+        return judge_exercise_case(kind, case, tuple(outcome), hint)
     except Exception as err:     # noqa: BLE001 (OverflowError, RecursionError, ...: this case fails, nothing else)
         return CaseResult(case["name"], False, None, tolerance_of(case, "plan"),
                           crash=f"the result cannot be compared ({type(err).__name__})")
@@ -172,7 +190,7 @@ def grade(submissions, seed: int | None = None, progress=print, time_limit: floa
         progress(f"[grade] skipped {note}")
     cases = {name: cases_for(name, ex, seed) for name, ex in EXERCISES.items()}
     with tempfile.TemporaryDirectory(prefix="optical-ref-grade-") as work:
-        table = grade_all(students, cases, time_limit, level, Path(work), root, progress)
+        table = grade_all(students, cases, make_setup(level, time_limit, root, Path(work)), progress)
     return {"seed": seed, "version": __version__, "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "time_limit": time_limit, "hidden_per_exercise": HIDDEN_PER_EXERCISE, "isolation": level,
             "reaper": "subreaper" if reaper else "process group", "skipped": skipped, "students": table}
@@ -180,13 +198,44 @@ def grade(submissions, seed: int | None = None, progress=print, time_limit: floa
 
 ISOLATION_TEXT = {
     "namespaces": "namespaces (each sandbox has its own PID, mount and network namespaces and sees only its own "
-                  "read-only copy)",
+                  "read-only copy and the part of the library its exercise may use)",
     "process": "process level only (no user namespaces here): a submission could read other files of this user "
-               "and forge its results; the grades say isolation \"process\"",
+               "and forge its results; the grades say isolation \"process\" and mark points \"unverified\"",
 }
 
 
-def grade_all(students: list, cases: dict, time_limit: float, level: str, work: Path, root: Path, progress) -> dict:
+@dataclass
+class Setup:
+    """How every student of one grading is run."""
+    level: str              # "namespaces" or "process"
+    time_limit: float
+    hidden: list            # folders covered by empty file systems (namespaces): submissions, answer key
+    blocked: list           # folders whose import is refused (namespaces): every copy of the library, OT libraries
+    views: dict             # allowed functions -> the library view put first on the sandbox's path (namespaces)
+    library_code: dict      # {fingerprint: qualified name} of the library's functions, to recognise copies
+    work: Path              # the grader's own folder for this grading: views, and each turn's private copy
+
+    def vouched(self, exercise) -> bool:
+        """Whether the grader can vouch for this exercise's points: only where the sandbox had no library code
+        within reach at all (namespaces, an exercise that may call nothing), since whatever the watch inside
+        the student's process reports could be forged by it."""
+        return self.level == "namespaces" and not exercise.allowed
+
+
+def make_setup(level: str, time_limit: float, root: Path, work: Path) -> Setup:
+    from .exercises import EXERCISES
+    from .fingerprint import library_fingerprints
+    from .isolation import LIBRARY, library_locations, library_view
+
+    views = {}
+    if level == "namespaces":
+        for k, allowed in enumerate(sorted({ex.allowed for ex in EXERCISES.values()})):
+            views[allowed] = library_view(work / f"library-{k}", allowed)
+    return Setup(level, time_limit, [root, INSTRUCTOR], library_locations() if level == "namespaces" else [],
+                 views, library_fingerprints(LIBRARY), work)
+
+
+def grade_all(students: list, cases: dict, setup: Setup, progress) -> dict:
     """Every student's sources read first (so no student can change another's files before they are graded),
     then each student in turn from a private copy that exists only for that turn."""
     from .isolation import read_sources, remove_private_copy, write_private_copy
@@ -199,46 +248,127 @@ def grade_all(students: list, cases: dict, time_limit: float, level: str, work: 
             snapshots[student] = (None, [f"the folder could not be read ({type(err).__name__})"])
     for k, student in enumerate(students):
         sources, notes = snapshots[student]
-        folder = work / f"s{k:04d}"
+        folder = setup.work / f"s{k:04d}"
         try:
             own = write_private_copy(sources, folder) if sources is not None else None
         except OSError as err:
             own, notes = None, [*notes, f"its private copy could not be written ({type(err).__name__})"]
         try:
-            table[printable(student.name)] = grade_student(own, notes, cases, time_limit, level, [root, INSTRUCTOR])
+            row = table[printable(student.name)] = grade_student(own, notes, cases, setup)
         finally:
             remove_private_copy(folder)
-        scores = [r["score"] for r in table[printable(student.name)].values()]
-        progress(f"  {printable(student.name):<20} " + " ".join(f"{s:.2f}" for s in scores)
-                 + f"  total {100 * sum(scores) / len(scores):.1f}%")
+        progress(report_line(printable(student.name), row, setup.level))
     return table
 
 
-def grade_student(folder, notes: list, cases: dict, time_limit: float, level: str, hidden: list) -> dict:
+def report_line(student: str, row: dict, level: str) -> str:
+    """One student's line of the report: scores, total, and which points the grader cannot vouch for."""
+    scores = [r["score"] for r in row.values()]
+    line = f"  {student:<20} " + " ".join(f"{s:.2f}" for s in scores) + f"  total {100 * sum(scores) / len(scores):.1f}%"
+    unverified = [name for name, r in row.items() if not r["verified"]]
+    if unverified:
+        line += (f"  unverified ({level} level, see GRADING.md)" if level == "process"
+                 else f"  unverified: {', '.join(unverified)}")
+    return line
+
+
+def grade_student(folder, notes: list, cases: dict, setup: Setup) -> dict:
     """{exercise: score record} of one student, from their private copy ``folder``; never raises."""
     from .exercises import EXERCISES
-    from .runner import run_student, sandbox_command
+    from .runner import run_student
 
     row = {}
     try:
-        present = []
+        present = {}
         for name, ex in EXERCISES.items():
             if folder is None or not (folder / ex.skeleton).is_file():
                 row[name] = zero_score(cases[name], f"missing file {ex.skeleton}" + _notes(notes))
             else:
-                present.append({"name": name, "file": str(folder / ex.skeleton), "function": ex.function,
-                                "kind": ex.kind, "allowed": list(ex.allowed),
-                                "cases": [{"name": c["name"], "inputs": c["inputs"]} for c in cases[name]]})
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(PACKAGE_PARENT)}
-        command = sandbox_command(level, hidden, folder)
-        outcomes = run_student(present, time_limit, command, folder, env) if present else {}
+                present[name] = {"name": name, "file": str(folder / ex.skeleton), "function": ex.function,
+                                 "kind": ex.kind, "allowed": list(ex.allowed),
+                                 "cases": [{"name": c["name"], "inputs": c["inputs"]} for c in cases[name]]}
+        outcomes = {}
+        for view, requests in sandbox_groups(present, setup).items():
+            env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(view or PACKAGE_PARENT)}
+            outcomes.update(run_student(requests, setup.time_limit, _command(setup, folder, view), folder, env,
+                                        setup.library_code))
+        compiled = {}                  # path -> copies found in it: a helper imported by several exercises is read once
         for name, outcome in outcomes.items():
-            row[name] = judge(name, EXERCISES[name], cases[name], outcome)
+            copies = library_copies(folder, EXERCISES[name].skeleton, setup.library_code, compiled)
+            row[name] = judge(name, EXERCISES[name], cases[name], outcome, copies, setup.vouched(EXERCISES[name]))
     except Exception as err:      # noqa: BLE001 (the grader's own failure on this student: 0 with the reason)
         for name in EXERCISES:
             row.setdefault(name, zero_score(cases[name], f"the grader could not run this student "
                                                          f"({type(err).__name__}: {err}): scored 0"))
     return {name: row[name] for name in EXERCISES}
+
+
+def sandbox_groups(present: dict, setup: Setup) -> dict:
+    """{library view (None at process level): the exercise requests run in one sandbox with it}: under
+    namespaces each group of exercises sees only the part of the library it may call."""
+    from .exercises import EXERCISES
+
+    groups = {}
+    for name, request in present.items():
+        view = setup.views.get(EXERCISES[name].allowed) if setup.level == "namespaces" else None
+        groups.setdefault(view, []).append(request)
+    return groups
+
+
+def _command(setup: Setup, folder: Path, view) -> list:
+    from .runner import sandbox_command
+    return sandbox_command(setup.level, folder, setup.hidden, setup.blocked, view)
+
+
+def library_copies(folder: Path, skeleton: str, known: dict, cache: dict) -> list:
+    """The library functions that the exercise's file, or a module of the student's it imports (at any depth),
+    holds a copy of: read and compiled here, in the grader's process, never run (the sandbox's watch sees
+    copies too, but from inside the student's process)."""
+    from .fingerprint import copies_in
+
+    found = []
+    for path in student_imports(folder, folder / skeleton):
+        if path not in cache:
+            cache[path] = copies_in(path.read_bytes(), str(path), known)
+        found += cache[path]
+    return list(dict.fromkeys(found))
+
+
+def student_imports(folder: Path, start: Path) -> list:
+    """``start`` and every file of the student's ``folder`` it imports, directly or not (``import helpers.x``,
+    ``from helpers import x``, relative imports inside a helper package), found by reading the imports."""
+    import ast
+
+    seen, todo = [], [start]
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.append(path)
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                todo += [f for alias in node.names for f in _module_files(folder, alias.name.split("."))]
+            elif isinstance(node, ast.ImportFrom):
+                base = path.parents[node.level - 1] if 0 < node.level <= len(path.parents) else folder
+                if not base.is_relative_to(folder):
+                    continue                   # a relative import that leads out of the student's folder
+                parts = node.module.split(".") if node.module else []
+                for alias in node.names:
+                    todo += _module_files(base, [*parts, alias.name])
+    return seen
+
+
+def _module_files(base: Path, parts: list) -> list:
+    """The files that importing ``a.b.c`` from ``base`` runs: a, a.b and a.b.c, each as x.py or x/__init__.py."""
+    files = []
+    for k in range(1, len(parts) + 1):
+        stem = base.joinpath(*parts[:k])
+        files += [p for p in (stem.with_name(stem.name + ".py"), stem / "__init__.py") if p.is_file()]
+    return files
 
 
 def _notes(notes: list) -> str:
@@ -312,7 +442,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="--grade: the hidden cases' seed (default: a fresh one, "
                         "printed and saved)")
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT,
-                        help=f"seconds per exercise (per case with --grade; default {DEFAULT_TIME_LIMIT:g})")
+                        help=f"seconds per case (default {DEFAULT_TIME_LIMIT:g})")
     parser.add_argument("--isolate", choices=("auto", "namespaces", "none"), default="auto",
                         help="--grade: run each student in namespaces of its own (no network, no view of the "
                         "other students, the grader or the answer key) where the system allows; auto (default) "
@@ -336,13 +466,12 @@ def main(args) -> int:
                          f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).skeleton}:"
                          f"{EXERCISES.get(args.exercise, EXERCISES['frobenius']).function})")
     check_time_limit(args.time_limit)
-    function = load_function(args.impl)
     from .sandbox import TimeLimit, alarm_after
     try:
         with alarm_after(args.time_limit):
-            results = check_exercise(args.exercise, function)
+            function = load_function(args.impl)
     except TimeLimit:
-        raise ValueError(f"{args.impl} ran longer than {args.time_limit:g} s on exercise {args.exercise} (a correct "
-                         "solution takes well under 1 s): look for a loop that never ends, e.g. a while loop whose "
-                         "condition never changes; --time-limit S allows more") from None
+        raise ValueError(f"loading {args.impl} ran longer than {args.time_limit:g} s: look for a loop that never "
+                         "ends at the top level of the file (outside the function)") from None
+    results = check_exercise(args.exercise, function, time_limit=args.time_limit)   # a limit per case
     return report(f"checking {args.impl} on exercise {args.exercise}", results)

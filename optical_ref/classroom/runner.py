@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import subprocess
 import sys
@@ -68,61 +69,68 @@ class Channel:
         return line
 
 
-def parse(line: bytes) -> dict:
+FORGED = "a result line without this sandbox's key (written by the submission itself?)"
+
+
+def parse(line: bytes, key: str) -> dict:
     """One line of the sandbox as a dict; any failure (not JSON, 100,000 levels deep, a 5,001-digit number,
-    not an object) is a ValueError with one sentence."""
+    not an object, not carrying the session's ``key``) is a ValueError with one sentence."""
     try:
         message = json.loads(line)
     except (Exception, RecursionError) as err:   # RecursionError is an Exception; named for the reader
         raise ValueError(f"a result line could not be read ({type(err).__name__})") from None
     if not isinstance(message, dict):
         raise ValueError("a result line is not a JSON object")
+    if message.get("key") != key:
+        raise ValueError(FORGED)
     return message
 
 
-def run_student(exercises: list, time_limit: float, command: list, cwd, env) -> dict:
+def run_student(exercises: list, time_limit: float, command: list, cwd, env, library_code=None) -> dict:
     """{exercise name: Outcome} for one student's ``exercises`` (sandbox requests); fresh sandboxes until every
-    exercise is done."""
+    exercise is done. ``library_code``: the library's fingerprints, for the sandbox's watch of copies."""
     state = {e["name"]: Outcome(total=len(e["cases"])) for e in exercises}
     while not all(s.done for s in state.values()):
         pending = [dict(e, first=state[e["name"]].next_case(), cases=e["cases"][state[e["name"]].next_case():])
                    for e in exercises if not state[e["name"]].done]
-        session(pending, state, time_limit, command, cwd, env)
+        session(pending, state, time_limit, (command, cwd, env), library_code or {})
     return state
 
 
-def session(pending: list, state: dict, time_limit: float, command: list, cwd, env) -> None:
-    """One sandbox process: send the request on stdin, follow its lines until it ends or breaks, then reap it
-    and everything it started."""
+def session(pending: list, state: dict, time_limit: float, launch: tuple, library_code: dict) -> None:
+    """One sandbox process (``launch``: command, working folder, environment): send the request and a fresh
+    key on stdin, follow its lines until it ends or breaks, then reap it and everything it started."""
+    command, cwd, env = launch
+    key = secrets.token_hex(16)                   # per sandbox: a line without it was not written by the sandbox
     before = isolation.own_children()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                cwd=cwd, env=env, start_new_session=True)
     try:
-        _send_request(process, pending)
+        _send_request(process, {"key": key, "library_code": library_code, "exercises": pending})
         channel = Channel(process.stdout)
         first = state[pending[0]["name"]]
-        if not _expect_ready(channel, first, process):
+        if not _expect_ready(channel, first, process, key):
             return
         for exercise in pending:
-            if not follow(channel, exercise, state[exercise["name"]], time_limit, process):
+            if not follow(channel, exercise, state[exercise["name"]], time_limit, process, key):
                 return
     finally:
         isolation.reap(process, before)
         process.stdout.close()
 
 
-def _send_request(process, pending) -> None:
+def _send_request(process, request: dict) -> None:
     try:
-        process.stdin.write(json.dumps({"exercises": pending}).encode("utf-8"))
+        process.stdin.write(json.dumps(request).encode("utf-8"))
         process.stdin.close()
     except (BrokenPipeError, OSError):
         pass                                      # it died at once: the channel says so next
 
 
-def _expect_ready(channel, first: Outcome, process) -> bool:
+def _expect_ready(channel, first: Outcome, process, key: str) -> bool:
     try:
         line = channel.line(STARTUP_ALLOWANCE)
-        ready = line is not None and parse(line).get("ready") is True
+        ready = line is not None and parse(line, key).get("ready") is True
     except (EOFError, ValueError):
         ready = False
     if not ready:
@@ -130,7 +138,7 @@ def _expect_ready(channel, first: Outcome, process) -> bool:
     return ready
 
 
-def follow(channel, exercise: dict, outcome: Outcome, time_limit: float, process) -> bool:
+def follow(channel, exercise: dict, outcome: Outcome, time_limit: float, process, key: str) -> bool:
     """Read one exercise's lines into ``outcome``; False when the sandbox must be replaced (a case ran past its
     limit, the sandbox died, or it sent something unreadable)."""
     while not outcome.done:
@@ -139,7 +147,7 @@ def follow(channel, exercise: dict, outcome: Outcome, time_limit: float, process
             line = channel.line(allowed)
             if line is None:
                 return _lost(outcome, f"ran past the time limit of {allowed:g} s", time_limit)
-            apply(parse(line), exercise["name"], outcome)
+            apply(parse(line, key), exercise["name"], outcome)
         except EOFError:
             return _lost(outcome, f"the process ended ({_ending(process)})", time_limit)
         except KeyError as err:
@@ -157,6 +165,7 @@ def apply(message: dict, name: str, outcome: Outcome) -> None:
     if message.get("ex") != name:
         raise ValueError("the result lines came out of order (written by the submission?)")
     if "refused" in message and "end" not in message:
+        _merge_calls(outcome, message.get("library_calls", []))   # a library import that broke the load
         return outcome.finish(str(message["refused"])[:500])
     if message.get("loaded") is True:
         outcome.loaded = True
@@ -202,11 +211,12 @@ def _ending(process) -> str:
     return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
 
 
-def sandbox_command(isolation_level: str, hidden: list, own_copy) -> list:
+def sandbox_command(isolation_level: str, own_copy, hidden=(), blocked=(), view=None) -> list:
     """The command line of one sandbox: python without bytecode writing (-B) and without the working folder on
-    its path (-P, where this Python has it), wrapped in namespaces when ``isolation_level`` says so."""
+    its path (-P, where this Python has it), wrapped in namespaces when ``isolation_level`` says so: ``hidden``
+    and ``blocked`` folders out of sight, the private copy ``own_copy`` and the library ``view`` read-only."""
     python = [sys.executable, "-B", *(["-P"] if sys.version_info >= (3, 11) else []),
               "-m", "optical_ref.classroom.sandbox"]
     if isolation_level == "namespaces":
-        return isolation.namespace_prefix(hidden, own_copy) + python
+        return isolation.namespace_prefix(list(hidden), list(blocked), [p for p in (own_copy, view) if p]) + python
     return python

@@ -19,18 +19,25 @@ What is checked here, because only here can it be seen:
   aliases, ``__wrapped__``, ``importlib.reload`` and attribute tricks all end in library code and are all seen.
   Calls the exercise allows (``ot-loss`` may call a Sinkhorn solver) and everything they call are not recorded;
   module import (``<module>`` code) is not a call. A submission that switches the profiler off
-  (``sys.setprofile(None)``) is refused.
+  (``sys.setprofile(None)``) is refused;
+- every function run under the student's code whose code is a **copy** of one of the library's (the same
+  fingerprint, :mod:`optical_ref.classroom.fingerprint`: pasted, copied into a helper module, or read as text
+  and ``exec``'d) is recorded as that function, marked as a copy.
 
-The limit of in-process checks: code in this process can, with enough effort, defeat them (it could write
-forged lines to the grader's channel). Under ``--isolate namespaces`` it sees neither the grader, the answer
-key nor the other students; at process level the grades say so (``"isolation": "process"``).
+The limit of in-process checks: code in this process can, with deliberate effort, defeat them (walk the stack
+to :func:`run_exercise` and call its ``send``, or empty the profiler's record). The per-sandbox key stops
+lines a submission writes to the channel by itself; under ``--isolate namespaces`` the library is not in this
+process's file system, so there is nothing to hide a call to; tutorials/exercises/GRADING.md gives the
+threat model and what the grades' ``"verified"`` means.
 
-Protocol: the request comes on stdin as one JSON object, ``{"exercises": [{"name", "file", "function", "kind",
-"allowed": [qualified names], "first": index of the first case, "cases": [{"name", "inputs"}]}]}`` (stdin, not
-argv or the environment: no other process can read it). The answers go to the original stdout, one JSON line
-each: ``{"ready": true}`` once, then per exercise ``{"ex", "loaded": true}`` or ``{"ex", "refused": reason}``,
-one ``{"ex", "i", "outcome": [status, fields], "library_calls": [so far]}`` per case, and ``{"ex", "end":
-true, "library_calls": [...], "refused": reason or null}``. What a submission prints goes to stderr, never into the channel.
+Protocol: the request comes on stdin as one JSON object, ``{"key": a fresh random key, "library_code":
+{fingerprint: qualified name}, "exercises": [{"name", "file", "function", "kind", "allowed": [qualified
+names], "first": index of the first case, "cases": [{"name", "inputs"}]}]}`` (stdin, not argv or the
+environment: no other process can read it). The answers go to the original stdout, one JSON line each, every
+one carrying ``"key"``: ``{"ready": true}`` once, then per exercise ``{"ex", "loaded": true}`` or ``{"ex",
+"refused": reason, "library_calls"}``, one ``{"ex", "i", "outcome": [status, fields], "library_calls": [so
+far]}`` per case, and ``{"ex", "end": true, "library_calls": [...], "refused": reason or null}``. What a
+submission prints goes to stderr, never into the channel.
 """
 from __future__ import annotations
 
@@ -44,9 +51,11 @@ import sys
 import threading
 from pathlib import Path
 
+from .fingerprint import COPY, fingerprint
+from .isolation import OTHER_OT_LIBRARIES   # refused like optical_ref where the exercise asks for a solver
+
 LIBRARY = str(Path(__file__).resolve().parents[1])   # the optical_ref package, whose calls are watched
 NUMPY_KINDS = ("sinkhorn", "sinkhorn_fixed", "exact_ot", "frobenius")   # the others hand over torch tensors
-OTHER_OT_LIBRARIES = ("ot", "geomloss", "ott")       # refused like optical_ref where the exercise asks for a solver
 
 
 class TimeLimit(BaseException):   # not an Exception: a submission's `except Exception` cannot swallow it
@@ -85,41 +94,62 @@ def _plain(value):
 
 
 class LibraryCalls:
-    """The profiler: records watched library functions entered under a frame of the student's file."""
+    """The profiler: records watched library functions, and copies of the library's functions
+    (:mod:`optical_ref.classroom.fingerprint`), entered under a frame of the student's file."""
 
-    def __init__(self, student_file: str, allowed, roots=None):
+    def __init__(self, student_file: str, allowed, roots=None, copies=None):
         self.student_file, self.allowed, self.seen = student_file, set(allowed), []
         self.roots = tuple(roots or watched_roots())
+        self.copies = copies or {}      # {fingerprint: qualified name} of the library's functions
+        self.known = {}                 # id(code) -> (code, identity): each code object is looked at once
 
     def qualified(self, code) -> str:
         root = next(r for r in self.roots if code.co_filename.startswith(r))
         module = Path(code.co_filename).relative_to(Path(root).parent).with_suffix("")
         return ".".join(module.parts).removesuffix(".__init__") + "." + getattr(code, "co_qualname", code.co_name)
 
+    def identity(self, code) -> str | None:
+        """The library name of ``code``: its own when it is watched library code, the name it is a copy of
+        (marked with COPY) when its fingerprint is a library function's, None otherwise."""
+        hit = self.known.get(id(code))
+        if hit is None:          # the code object is kept with its answer, so its id is never reused
+            if code.co_filename.startswith(self.roots):
+                name = self.qualified(code)
+            else:
+                name = self.copies.get(fingerprint(code))
+                name = name + COPY if name else None
+            self.known[id(code)] = hit = (code, name)
+        return hit[1]
+
     def __call__(self, frame, event, arg):
-        if event != "call" or not frame.f_code.co_filename.startswith(self.roots):
+        if event != "call":
             return
-        entry, f = frame.f_code, frame
+        entry = self.identity(frame.f_code)
+        if entry is None or frame.f_code.co_name == "<module>" or entry.removesuffix(COPY) in self.allowed:
+            return               # not library code, an import (module code is not a call), or allowed
+        f = frame
         while f is not None:
             code = f.f_code
-            if code.co_filename == self.student_file:
-                name = self.qualified(entry)
-                if name not in self.seen:
-                    self.seen.append(name)
+            if code.co_filename == self.student_file:     # a copy pasted into the student's file counts too
+                if entry not in self.seen:
+                    self.seen.append(entry)
                 return
-            if code.co_filename.startswith(self.roots):
-                if code.co_name == "<module>" or self.qualified(code) in self.allowed:
-                    return           # an import, or inside a call the exercise allows
-                entry = code
+            if f is not frame:
+                outer = self.identity(code)
+                if outer is not None:
+                    if code.co_name == "<module>" or outer.removesuffix(COPY) in self.allowed:
+                        return   # an import, or inside a call the exercise allows
+                    entry = outer
             f = f.f_back
 
 
-def run_exercise(exercise: dict, send) -> None:
-    """Load the student's function and call it on every case, sending one line per step (see the protocol)."""
+def run_exercise(exercise: dict, send, copies=None) -> None:
+    """Load the student's function and call it on every case, sending one line per step (see the protocol);
+    ``copies``: the library's fingerprints, {fingerprint: qualified name}."""
     from .reference.engine import call_case, load_function
 
     path = str(Path(exercise["file"]).resolve())
-    watch = LibraryCalls(path, exercise.get("allowed", ()))
+    watch = LibraryCalls(path, exercise.get("allowed", ()), copies=copies)
     name, refused = exercise["name"], None
     sys.setprofile(watch)
     threading.setprofile(watch)        # threads the submission starts are watched too
@@ -127,21 +157,36 @@ def run_exercise(exercise: dict, send) -> None:
         fn = load_function(f"{path}:{exercise['function']}")
         refused = _not_own_function(fn, path, exercise["function"])
         if refused:
-            return send({"ex": name, "refused": refused})
+            return send({"ex": name, "refused": refused, "library_calls": watch.seen})
         send({"ex": name, "loaded": True})
         for i, case in enumerate(exercise["cases"], start=exercise.get("first", 0)):
             status, fields = call_case(exercise["kind"], fn, case)
             if sys.getprofile() is not watch:
                 refused = "switched off the grader's library-call watcher (sys.setprofile): refused"
                 sys.setprofile(watch)
-            plain = fields if status != "ok" else {k: _plain(v) for k, v in fields.items()}
+            plain = _out_of_reach(fields) if status != "ok" else {k: _plain(v) for k, v in fields.items()}
             send({"ex": name, "i": i, "library_calls": watch.seen, "outcome": [status, plain]})
     except (ValueError, FileNotFoundError) as err:
-        return send({"ex": name, "refused": str(err)})
+        return send({"ex": name, "refused": _load_failure(err, path), "library_calls": watch.seen})
     finally:
         sys.setprofile(None)
         threading.setprofile(None)
     send({"ex": name, "end": True, "library_calls": watch.seen, "refused": refused})
+
+
+def _load_failure(err, path: str) -> str:
+    """Why the student's file could not be loaded, in their terms (their file's name, not the private copy's
+    path nor the --impl spelling of the one-student check)."""
+    text = str(err).split("': ", 1)[-1] if str(err).startswith("--impl '") else str(err)
+    return _out_of_reach(text.replace(path, Path(path).name)) + ": scored 0"
+
+
+def _out_of_reach(text: str) -> str:
+    """``text`` (a failure) with the reason when it is an import of library code the sandbox does not hold."""
+    if "No module named 'optical_ref" in text or "out of reach of graded code" in text:
+        return text + (" (graded code sees only the part of the library its exercise may use: "
+                       "tutorials/exercises/GRADING.md)")
+    return text
 
 
 def _not_own_function(fn, path: str, function: str) -> str | None:
@@ -170,28 +215,32 @@ def alarm_after(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def open_channel():
-    """The grader's channel (the original stdout) as a function that sends one JSON line; stdout itself is
-    pointed at stderr so that what a submission prints never reaches the channel."""
+def open_channel(key: str):
+    """The grader's channel (the original stdout) as a function that sends one JSON line carrying ``key``;
+    stdout itself is pointed at stderr so that what a submission prints never reaches the channel."""
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
     def send(message: dict) -> None:
-        channel.write(json.dumps(message) + "\n")
+        channel.write(json.dumps({**message, "key": key}) + "\n")
         channel.flush()
     return send
 
 
 def main(argv=None) -> int:
-    send = open_channel()
     request = json.loads(sys.stdin.read())
+    # The key lives on only inside `send`: a line a submission writes to the channel by itself lacks it
+    # (GRADING.md says what this does and does not stop).
+    send = open_channel(str(request.pop("key", "")))
+    exercises, copies = request.pop("exercises"), request.pop("library_code", {})
+    del request
     import numpy  # noqa: F401  (imported before the first time limit starts: the start is not the student's)
-    if any(e["kind"] not in NUMPY_KINDS for e in request["exercises"]):
+    if any(e["kind"] not in NUMPY_KINDS for e in exercises):
         import torch  # noqa: F401
     send({"ready": True})
-    for exercise in request["exercises"]:
-        run_exercise(exercise, send)
+    for exercise in exercises:
+        run_exercise(exercise, send, copies)
     return 0
 
 

@@ -8,7 +8,8 @@ entropic transport plan P (n, m) = diag(u) K diag(v) with K = exp(-C / eps), by 
     u <- a / (K v)
     v <- b / (K^T u)
 
-from v = 1, until the rows of P sum to a within 1e-12 (the columns sum to b after every v-update).
+from v = 1, until the rows of P sum to a within 1e-12 in the L1 norm, sum_i |sum_j P_ij - a_i| <= 1e-12
+(the columns sum to b after every v-update).
 
 Hints.
 - P must have one row per entry of a and one column per entry of b.

@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import sysconfig
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -224,11 +225,22 @@ def tolerance_of(case, name: str) -> float:
     return tol.get(name, tol.get("plan", tol.get("value", 1e-7)))
 
 
-def _user_frame(err) -> str:
-    """Where the error happened in the implementation (not in this engine)."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).resolve().parent != Path(__file__).resolve().parent]
-    where = frames[-1] if frames else traceback.extract_tb(err.__traceback__)[-1]
-    return f"{Path(where.filename).name}:{where.lineno}"
+def _user_frame(err, fn=None) -> str:
+    """Where the error happened in the implementation: the traceback trimmed to the student's own frames (files
+    in the folder of ``fn``'s file, helper packages included), the deepest of them with its line of code; a
+    crash deep inside numpy or torch is shown at the student's line that called it. Without such a frame, the
+    deepest frame outside this engine."""
+    frames = traceback.extract_tb(err.__traceback__)
+    source = getattr(getattr(fn, "__code__", None), "co_filename", None)
+    folder = Path(source).resolve().parent if source and Path(source).is_file() else None
+    outside = [f for f in frames if Path(f.filename).resolve().parent != Path(__file__).resolve().parent]
+    installed = tuple(str(Path(p).resolve()) for p in {sysconfig.get_path(k) for k in ("stdlib", "purelib", "platlib")})
+    own = [f for f in outside if folder is not None and Path(f.filename).is_absolute()   # not <frozen ...>
+           and Path(f.filename).resolve().is_relative_to(folder)
+           and not str(Path(f.filename).resolve()).startswith(installed)]   # a venv inside the student's folder
+    where = (own or outside or frames)[-1]
+    line = f": {where.line.strip()}" if own and where.line else ""
+    return f"{Path(where.filename).name}:{where.lineno}{line}"
 
 
 def call_case(kind: str, fn, case) -> tuple:
@@ -240,7 +252,7 @@ def call_case(kind: str, fn, case) -> tuple:
             warnings.simplefilter("ignore")
             raw = spec.call(fn, case["inputs"])
     except Exception as err:  # the implementation may raise anything: it is this case's failure
-        return "crash", f"the function raised {type(err).__name__}: {err} (at {_user_frame(err)})"
+        return "crash", f"the function raised {type(err).__name__}: {err} (at {_user_frame(err, fn)})"
     fields = fields_of(raw, spec.main)
     if fields.get(spec.main) is None:
         return "crash", f"the function returned None: did it forget `return`? (expected {spec.main})"
