@@ -69,10 +69,14 @@ def test_late_interaction_refuses_a_query_without_real_tokens():
 
 
 def test_every_per_item_metric_of_the_table_is_scored_from_the_outputs_it_names():
-    items = {"rank": [1, 2, 20], "late_rank": [3, 1, 1], "pred": [0, 1, 1], "knn_pred": [1, 1, 1], "en_pred": [0, 0, 0]}
+    items = {"rank": [1, 2, 20], "late_rank": [3, 1, 1], "pred": [0, 1, 1], "knn_pred": [1, 1, 1], "en_pred": [0, 0, 0],
+             "ir_acc_item": [1, 0, 1], "ir_knn_acc_item": [0, 0, 1], "ir_mrr10_item": [1, 0.5, 0.1],
+             "ir_ndcg10_item": [0.9, 0.25, 0.0]}
     gold_target, gold_en = [0, 1, 0], [0, 1, 0]
     expected = {"mrr10": [1, 0.5, 0], "recall1": [1, 0, 0], "late_mrr10": [1 / 3, 1, 1], "late_recall1": [0, 1, 1],
-                "intent_acc": [1, 1, 0], "knn_acc": [0, 1, 0], "en_acc": [1, 0, 1]}
+                "intent_acc": [1, 1, 0], "knn_acc": [0, 1, 0], "en_acc": [1, 0, 1],
+                # intent by retrieval: the evaluation stores each query's own score (1/rank, nDCG), read as given
+                "ir_acc": [1, 0, 1], "ir_knn_acc": [0, 0, 1], "ir_mrr10": [1, 0.5, 0.1], "ir_ndcg10": [0.9, 0.25, 0.0]}
     assert set(expected) == set(ITEM_METRICS)
     for name, scores in expected.items():
         np.testing.assert_allclose(item_scores(name, items, gold_target, gold_en), scores, err_msg=name)

@@ -156,7 +156,7 @@ def test_distilled_students_beat_zero_shot_on_every_target_language(quick_run):
     _, _, results = quick_run
     acc = {(r["method"], r["lang"]): r["intent_acc"] for r in results["runs"]}
     for lang in {r["lang"] for r in results["runs"]}:
-        for method in DISTILLATION_METHODS:
+        for method in [m for m in DISTILLATION_METHODS if (m, lang) in acc]:   # the preset's methods
             assert acc[(method, lang)] > acc[("zero-shot", lang)] + 0.2, (method, lang)
 
 
