@@ -304,3 +304,30 @@ def test_pretrained_presets_train_each_method_with_the_committed_label_free_sele
             f"{preset}: select ran with other shared settings; rerun it or align the preset"
         for method in (m for m in KNOBS if m in cfg.methods):
             assert cfg.train_for(method) == {**cfg.train, **chosen[method]}, (preset, method)
+
+
+def test_a_selection_made_at_a_budget_trains_that_budget_only(tiny_data, tmp_path, monkeypatch):
+    """A preset's ``budget_train`` (the selection made at one budget) sets that budget's runs; the other budgets keep
+    the settings shared by every budget."""
+    from optical_ref.experiment import presets
+    from optical_ref.experiment.compare import list_runs, run_comparison
+    monkeypatch.setitem(presets.PRESETS, "per-budget", {
+        **presets.PRESETS["quick"], "langs": ["de"], "budgets": [4, "all"], "methods": ["zero-shot", "ot"],
+        "train": {"teacher_epochs": 1, "student_steps": 3},
+        "budget_train": {"4": {"ot": {"student_steps": 2, "lr": 1e-4}}, "100": {"ot": {"student_steps": 9}}}})
+    cfg = presets.make_config("per-budget", data_dir=str(tiny_data))
+    assert cfg.budget_train == {"4": {"ot": {"student_steps": 2, "lr": 1e-4}}}       # budgets it does not run: dropped
+    assert cfg.train_for("ot", 4)["lr"] == 1e-4 and cfg.train_for("ot", "all")["lr"] == cfg.train["lr"]
+    steps = {(r["method"], r["budget"]): r["steps"] for r in list_runs(cfg)}
+    assert steps[("ot", 4)] == [2] and steps[("ot", "all")] == [3]
+    import optical_ref.train as train_module
+    real, used = train_module.train_student, {}
+
+    def spy(method, *args, **kwargs):
+        used[len(args[3])] = args[4].lr                # pairs trained on -> the learning rate it trained with
+        return real(method, *args, **kwargs)
+    monkeypatch.setattr(train_module, "train_student", spy)
+    results = run_comparison(cfg, tmp_path / "run", progress_bars=False)
+    trained = {(r["budget"]): r["steps"] for r in results["runs"] if r["method"] == "ot"}
+    assert trained == {4: 2, "all": 3}
+    assert used[4] == 1e-4 and [lr for n, lr in used.items() if n != 4] == [cfg.train["lr"]]

@@ -154,11 +154,11 @@ def saved_as_config(saved: dict) -> dict:
 
 def list_runs(cfg: CompareConfig) -> list:
     """Every training run of the comparison (of this shard), in a fixed order; ``steps``: where it is evaluated."""
-    def steps_of(method):
-        return [0] if method == "zero-shot" else sorted(cfg.eval_steps or [cfg.train_for(method)["student_steps"]])
+    def steps_of(method, budget):
+        return [0] if method == "zero-shot" else sorted(cfg.eval_steps or [cfg.train_for(method, budget)["student_steps"]])
 
     runs = [{"method": method, "lang": lang, "budget": budget, "seed": seed, "split_seed": split_seed,
-             "steps": steps_of(method)}
+             "steps": steps_of(method, budget)}
             for split_seed in cfg.split_seeds for lang in cfg.langs for budget in cfg.budgets
             for method in cfg.methods for seed in cfg.seeds]
     if cfg.shard:

@@ -30,6 +30,8 @@ RETRIEVAL_DECLARATION = {
     "hypothesis": "OT beats kd-mse on ir_acc (intent by cross-lingual retrieval, late scorer) at 20 and 100 pairs",
     "tests": "every label-free method minus kd-mse on ir_acc, in every language and budget; Holm over all of them",
 }
+# Each budget of a retrieval design is to be tuned on its own (`select --preset retrieval --budget B`); a choice made at
+# budget B goes into the preset's "budget_train" {B: {method: settings}} and trains only B's runs (train_for).
 RETRIEVAL_TRAIN = {"teacher_train": "retrieval", "teacher_scorer": "late", "proj_dim": 128, "retrieval_epochs": 4,
                    "retrieval_temperature": 0.05, "teacher_epochs": 40, "student_steps": 40, "kd_temperature": 4.0}
 PRESETS = {
@@ -112,10 +114,12 @@ class CompareConfig:
     shard: str | None = None                       # "I/N": this folder runs the I-th of N slices of the run list
     method_train: dict = field(default_factory=dict)   # per method, what differs from ``train`` (lr, steps, knob)
     declared: dict = field(default_factory=dict)   # the design's declaration (primary metric, reference, hypothesis)
+    budget_train: dict = field(default_factory=dict)   # {budget: {method: settings}}: a selection made at that budget
 
-    def train_for(self, method: str) -> dict:
-        """Every training setting a student of ``method`` uses."""
-        return {**self.train, **self.method_train.get(method, {})}
+    def train_for(self, method: str, budget=None) -> dict:
+        """Every training setting a student of ``method`` uses (at ``budget``: its own selection, when there is one)."""
+        at_budget = self.budget_train.get(str(budget), {}).get(method, {}) if budget is not None else {}
+        return {**self.train, **self.method_train.get(method, {}), **at_budget}
 
     def as_saved(self) -> dict:
         """The configuration as ``config.json`` holds it (JSON types: tuples become lists)."""
@@ -185,6 +189,8 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
     for m, values in per_method.items():
         method_train.setdefault(m, {}).update(values)
     method_train = {m: v for m, v in method_train.items() if m in methods and v}
+    budget_train = {str(b): {m: dict(v) for m, v in chosen.items() if m in methods and v}
+                    for b, chosen in base.get("budget_train", {}).items() if str(b) in map(str, budgets)}
     if eval_steps is not None:
         eval_steps = sorted(unique([parse_positive(s, "--eval-steps") for s in eval_steps], "--eval-steps"))
         if not eval_steps:
@@ -193,7 +199,7 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
             raise ValueError(f"--set student_steps contradicts --eval-steps (each run trains to the last of them, "
                              f"{max(eval_steps)}); drop one of the two")
         train["student_steps"] = max(eval_steps)
-        for values in method_train.values():
+        for values in [*method_train.values(), *(v for chosen in budget_train.values() for v in chosen.values())]:
             values.pop("student_steps", None)
     if shard is not None:
         index, count = parse_shard(shard)
@@ -207,8 +213,11 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
             TrainConfig(**{**train, **values})
         except ValueError as err:
             raise ValueError(f"--set {m}.…: {err}") from None
+    for b, chosen in budget_train.items():        # a preset's own per-budget selection: checked as the rest
+        for m, values in chosen.items():
+            TrainConfig(**{**train, **method_train.get(m, {}), **values})
     return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seeds, data_dir, encoder, device,
-                         overrides, train, eval_steps, shard, method_train, dict(base.get("declared", {})))
+                         overrides, train, eval_steps, shard, method_train, dict(base.get("declared", {})), budget_train)
 
 
 def unique(values, option: str) -> list:

@@ -329,7 +329,7 @@ def run_one(ctx: SplitContext, job, progress_bars=False, counter="") -> list:
         records.append({**base, "dataset": cfg.dataset, **stats, **evaluation})
 
     from ..config import TrainConfig
-    tcfg = TrainConfig(**cfg.train_for(job["method"]))     # the method's own lr, steps and knob, if it has any
+    tcfg = TrainConfig(**cfg.train_for(job["method"], job["budget"]))   # the method's own lr, steps and knob, if any
     try:
         student, _ = stage_student(job, ctx.setting, ctx.teacher, ctx.tokenizer, ctx.cache, tcfg, progress_bars,
                                    counter, frozen_prefix=ctx.frozen_prefix, evaluate_at=evaluate_at)
