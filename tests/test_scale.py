@@ -331,3 +331,50 @@ def test_a_selection_made_at_a_budget_trains_that_budget_only(tiny_data, tmp_pat
     trained = {(r["budget"]): r["steps"] for r in results["runs"] if r["method"] == "ot"}
     assert trained == {4: 2, "all": 3}
     assert used[4] == 1e-4 and [lr for n, lr in used.items() if n != 4] == [cfg.train["lr"]]
+
+
+# ---- the selection's tie rule and its edge extension ----------------------------------------------------------
+def _rows(method, scores, knob=None):
+    """Candidate rows {lr: score} at one step (the shape select writes)."""
+    return [{"method": method, "lr": lr, "student_steps": 40, "score": score, **({knob: 0.05} if knob else {})}
+            for lr, score in scores.items()]
+
+
+def test_dev_differences_smaller_than_one_dev_sentence_are_ties_and_the_cheaper_setting_wins():
+    from optical_ref.experiment.selection import choose
+    rows = _rows("kd-mse", {1e-5: 0.900, 2e-5: 0.905, 3e-5: 0.899})
+    assert choose(rows, tolerance=0.01)["lr"] == 1e-5          # 0.005 apart: one sentence of 100 is 0.01
+    assert choose(rows, tolerance=0.001)["lr"] == 2e-5
+
+
+def test_a_choice_at_the_edge_of_its_grid_is_extended_once_in_that_direction_unless_the_inside_ties():
+    from optical_ref.experiment.selection import extended_factors
+    rising = _rows("ot", {1e-5: 0.80, 3e-5: 0.85, 1e-4: 0.90}, "ot_eps")
+    assert extended_factors("ot", rising, 1e-5, tolerance=0.01) == [30]
+    falling = _rows("ot", {1e-5: 0.90, 3e-5: 0.85, 1e-4: 0.80}, "ot_eps")
+    assert extended_factors("ot", falling, 1e-5, tolerance=0.01) == [1 / 3]
+    flat_top = _rows("ot", {1e-5: 0.80, 3e-5: 0.895, 1e-4: 0.90}, "ot_eps")
+    assert extended_factors("ot", flat_top, 1e-5, tolerance=0.01) == []       # the inside ties: not the edge's doing
+    peaked = _rows("ot", {1e-5: 0.80, 3e-5: 0.95, 1e-4: 0.90}, "ot_eps")
+    assert extended_factors("ot", peaked, 1e-5, tolerance=0.01) == []
+
+
+def test_select_extends_a_rate_at_the_edge_and_says_what_still_sits_at_one(tiny_data, tmp_path, monkeypatch):
+    from optical_ref.experiment import selection
+    from optical_ref.experiment.presets import make_config
+
+    def rising(ctx, method, settings, lang, eval_steps, frozen_prefix=None, curve=None, budget="all"):
+        for step in eval_steps:            # the dev score grows with the learning rate: the grid's top is not enough
+            score = settings.lr / cfg.train["lr"] * 0.1 + step * 0.3 + (settings.ot_eps == 0.1) * 0.3   # steps of a
+            curve[step] = {"mrr10": 0.5, "late_mrr10": 0.5, "score": score}   # sentence: 1/4 here (4 dev pairs)
+        return curve, 0.0
+    monkeypatch.setattr(selection, "dev_curve", rising)
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "ot"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1})
+    result = selection.run_selection(cfg, tmp_path / "sel", ["ot"], [1, 2], say=lambda *_: None)
+    lrs = sorted({c["lr"] for c in result["candidates"]})
+    assert [round(lr / cfg.train["lr"], 6) for lr in lrs] == [1, 3, 10, 30]          # one extension, both eps
+    assert len(result["candidates"]) == 8 * 2 and result["chosen"]["ot"]["lr"] == lrs[-1]
+    assert result["edges"]["ot"] == {"lr": "high", "student_steps": "high", "ot_eps": "high"}
+    assert "- ot: lr at the high edge, student_steps at the high edge, ot_eps at the high edge" in \
+        (tmp_path / "sel" / "selection.md").read_text()

@@ -18,6 +18,7 @@ method      configurations (lr as a multiple of the default)      why
                                                                   weight 1 the OT term dominates: decades
 ``kd-kl``   lr x {1, 3, 10} x ``kd_temperature`` {1, 2}            Hinton's temperature
 ``kd-mse``  lr x {1, 2, 3, 5, 7, 10}                               no knob of its own: six learning rates
+``kd-score`` lr x {1, 3, 10} x ``score_temperature`` {0.05, 0.1}   the sharpness of the score distributions
 ==========  ====================================================  =============================================
 
 Every method's learning rates span the same range (1x to 10x the default): a method whose best rate lies at the
@@ -25,7 +26,11 @@ edge of its grid is not tuned. The first selection on e5 (lr x {1, 3} x three kn
 ``ot`` and ``ot+kd`` were better at 3x than at 1x for every knob value, while ``kd-mse`` kept improving far
 beyond 3x; each knob kept the two values
 that were best at some learning rate there (eps 0.2, T 4 and weight 10 never were) and gave the third place to
-lr 10x. A finished configuration is kept in ``candidates.jsonl`` of the output folder, so a selection that is
+lr 10x. Two rules keep a choice honest: dev scores closer than one dev sentence (1 / the smallest dev set) are
+ties, won by the cheaper setting (smaller lr, first knob value, fewer steps); and a choice whose learning rate sits
+at an edge of the grid, with no rate inside the grid tied with it, gets one more rate beyond that edge (x3 above,
+/3 below), for every knob value. ``selection.md`` then says, per method, what still sits at an edge of what was
+tried (lr, steps, knob). A finished configuration is kept in ``candidates.jsonl`` of the output folder, so a selection that is
 interrupted or extended continues where it stopped (training is deterministic for a seed).
 
 The chosen configuration of each method (its lr, knob and number of steps) is written to ``selection.json``
@@ -65,10 +70,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
 
-def configurations(method: str, base_lr: float) -> list:
-    """The candidate settings of ``method``: the same number (6) for every method."""
+def configurations(method: str, base_lr: float, factors=None) -> list:
+    """The candidate settings of ``method``: the same number (6) for every method (``factors``: other multiples of
+    the base learning rate, for an extension beyond the grid's edge)."""
     knob, values = KNOBS[method]
-    factors = LR_FACTORS.get(method, DEFAULT_LR_FACTORS)
+    factors = factors or LR_FACTORS.get(method, DEFAULT_LR_FACTORS)
     return [{"lr": base_lr * f, **({knob: v} if knob else {})} for f in factors for v in values]
 
 
@@ -137,64 +143,133 @@ def run_selection(cfg, out: Path, methods=None, eval_steps=DEFAULT_EVAL_STEPS, s
 
 
 def _select(cfg, ctx, tcfg, out: Path, methods, eval_steps, say, budget) -> dict:
-    """Train and score every candidate of ``methods`` (reusing those finished before), choose, and write
-    ``selection.json`` and ``selection.md``."""
-    import dataclasses
-
+    """Train and score every candidate of ``methods`` (reusing those finished before), choose with the tie rule,
+    extend a learning rate at the edge of its grid once (:func:`extended_factors`), and write ``selection.json``
+    and ``selection.md``."""
     from .runstore import write_json
-    from ..train import TrainingDiverged
 
-    setting = ctx.setting
+    setting, teacher, tokenizer = ctx.setting, ctx.teacher, ctx.tokenizer
     done = finished_candidates(out, cfg.langs, eval_steps, budget)
-    teacher, tokenizer = ctx.teacher, ctx.tokenizer
     zero_shot = {lang: dev_scores(teacher.student_init, teacher.encoder, tokenizer, setting.dev_bitext[lang], cfg.device)
                  for lang in cfg.langs}
+    tolerance = tie_tolerance(setting, cfg.langs)
     say(f"[select] {len(methods)} methods x 6 configurations x {len(cfg.langs)} languages, budget {budget}, "
-        f"curves at {eval_steps}; "
+        f"curves at {eval_steps}; ties below {tolerance:.4f}; "
         f"zero-shot dev score " + ", ".join(f"{lang} {z['score']:.3f}" for lang, z in zero_shot.items()))
-    candidates, chosen = [], {}
+    candidates, chosen, edges = [], {}, {}
     for method in methods:
-        for config in configurations(method, tcfg.lr):
-            settings = dataclasses.replace(tcfg, **config)
-            t0 = time.time()
-            reused = done.get(candidate_key(method, config))
-            curve = reused
-            if reused is None:
-                curve = {s: {} for s in eval_steps}
-                for lang in cfg.langs:
-                    scores = {}
-                    try:
-                        dev_curve(ctx, method, settings, lang, eval_steps, ctx.frozen_prefix, scores, budget)
-                    except TrainingDiverged as err:
-                        say(f"  {method:<7} {config}: {lang} FAILED ({err}); never chosen")
-                    for step, value in scores.items():
-                        curve[step][lang] = value
-                append_candidate(out, {"method": method, "config": config, "langs": cfg.langs, "eval_steps": eval_steps,
-                                       "budget": budget, "curve": curve, "seconds": round(time.time() - t0, 1)})
-            rows = candidate_rows(method, config, curve, cfg.langs, eval_steps)
-            candidates += rows
-            best = max((r["score"] for r in rows if r["score"] is not None), default=None)
-            say(f"  {method:<7} " + " ".join(f"{k}={v:g}" for k, v in config.items())
-                + (f": best dev score {best:.4f}" if best is not None else ": failed")
-                + (f" ({time.time() - t0:.0f} s)" if reused is None else f" (done before: {CANDIDATES_FILE})"))
-        own = [c for c in candidates if c["method"] == method and c["score"] is not None]
-        if own:
-            top = max(own, key=lambda c: c["score"])     # ties: the first listed (fewer steps, smaller lr)
+        run = dict(cfg=cfg, ctx=ctx, tcfg=tcfg, out=out, method=method, eval_steps=eval_steps, say=say, budget=budget,
+                   done=done)
+        own = train_candidates(configurations(method, tcfg.lr), **run)
+        extra = extended_factors(method, own, tcfg.lr, tolerance)
+        if extra:
+            say(f"  {method}: the chosen learning rate sits at the edge of its grid; one more: x{extra[0]:g}")
+            own += train_candidates(configurations(method, tcfg.lr, extra), **run)
+        candidates += own
+        top = choose(own, tolerance)
+        if top is not None:
             chosen[method] = {k: top[k] for k in ("lr", "student_steps", *(k for k in KNOBS[method][:1] if k))}
-            chosen[method]["dev_score"] = top["score"]
-            chosen[method]["spread"] = max(c["score"] for c in own) - min(c["score"] for c in own)
+            scored = [c["score"] for c in own if c["score"] is not None]
+            chosen[method].update(dev_score=top["score"], spread=max(scored) - min(scored))
+            edges[method] = edges_of(top, own)
     result = {"format": SELECTION_FORMAT, "langs": cfg.langs, "split_seed": cfg.split_seeds[0], "encoder": cfg.encoder,
               "train": cfg.train, "budget": budget, "eval_steps": eval_steps, "zero_shot": zero_shot, "candidates": candidates,
-              "chosen": chosen,
-              "rule": "per method, the configuration and step with the highest mean over languages of (pooled + late "
-                      "dev MRR@10) / 2; ties: the first listed; a configuration that diverged is never chosen"}
+              "chosen": chosen, "edges": edges, "tie_tolerance": tolerance,
+              "rule": "per method, among the configurations and steps whose mean over languages of (pooled + late dev "
+                      "MRR@10) / 2 is within one dev sentence of the best (less than 1 / the smallest dev set), the "
+                      "first listed (smaller lr, first knob value, fewer steps); a learning rate at the edge of its "
+                      "grid is extended once in that direction; a configuration that diverged is never chosen"}
     write_json(out / "selection.json", result)
     (out / "selection.md").write_text(selection_markdown(result), encoding="utf-8")
     flags = " ".join(f"--set {m}.{k}={v:g}" for m, c in chosen.items() for k, v in c.items()
                      if k not in ("dev_score", "spread"))
-    summary = json.dumps(chosen)
-    say(f"[select] chosen: {summary}\n         use: compare --selection {out / 'selection.json'} (or {flags})")
+    say(f"[select] chosen: {json.dumps(chosen)}\n         use: compare --selection {out / 'selection.json'} (or {flags})")
     return result
+
+
+def train_candidates(configs, *, cfg, ctx, tcfg, out, method, eval_steps, say, budget, done) -> list:
+    """The scored rows (one per curve step) of each configuration of ``method``, trained or read back."""
+    import dataclasses
+
+    from ..train import TrainingDiverged
+
+    rows = []
+    for config in configs:
+        t0 = time.time()
+        curve = done.get(candidate_key(method, config))
+        reused = curve is not None
+        if not reused:
+            curve = {s: {} for s in eval_steps}
+            for lang in cfg.langs:
+                scores = {}
+                try:
+                    dev_curve(ctx, method, dataclasses.replace(tcfg, **config), lang, eval_steps, ctx.frozen_prefix,
+                              scores, budget)
+                except TrainingDiverged as err:
+                    say(f"  {method:<7} {config}: {lang} FAILED ({err}); never chosen")
+                for step, value in scores.items():
+                    curve[step][lang] = value
+            append_candidate(out, {"method": method, "config": config, "langs": cfg.langs, "eval_steps": eval_steps,
+                                   "budget": budget, "curve": curve, "seconds": round(time.time() - t0, 1)})
+        own = candidate_rows(method, config, curve, cfg.langs, eval_steps)
+        rows += own
+        best = max((r["score"] for r in own if r["score"] is not None), default=None)
+        say(f"  {method:<7} " + " ".join(f"{k}={v:g}" for k, v in config.items())
+            + (f": best dev score {best:.4f}" if best is not None else ": failed")
+            + (f" (done before: {CANDIDATES_FILE})" if reused else f" ({time.time() - t0:.0f} s)"))
+    return rows
+
+
+def tie_tolerance(setting, langs) -> float:
+    """One dev sentence: moving one sentence from rank 1 to outside the top 10 changes a language's MRR@10 by 1/n."""
+    sizes = [len(setting.dev_bitext[lang]) for lang in langs if setting.dev_bitext.get(lang)]
+    return 1.0 / min(sizes) if sizes else 0.0
+
+
+def choose(rows, tolerance: float = 0.0):
+    """The first listed row (smaller lr, first knob value, fewer steps) whose score is within ``tolerance`` of
+    the best: differences smaller than one dev sentence are ties, and a tie goes to the cheaper setting."""
+    scored = sorted((r for r in rows if r["score"] is not None), key=cost_order)
+    if not scored:
+        return None
+    best = max(r["score"] for r in scored)
+    return next(r for r in scored if best - r["score"] < tolerance or r["score"] == best)
+
+
+def cost_order(row) -> tuple:
+    """Smaller learning rate first, then the knob's listed order, then fewer steps."""
+    knob, values = KNOBS[row["method"]]
+    return row["lr"], values.index(row[knob]) if knob and row.get(knob) in values else 0, row["student_steps"]
+
+
+def edges_of(top: dict, rows) -> dict:
+    """Which of the chosen row's values sit at an edge of what was tried: {"lr"|"student_steps"|knob: "low"|"high"}."""
+    out = {}
+    for key in ("lr", "student_steps", *(k for k in KNOBS[top["method"]][:1] if k)):
+        tried = sorted({r[key] for r in rows})
+        if len(tried) > 1 and top[key] in (tried[0], tried[-1]):
+            out[key] = "low" if top[key] == tried[0] else "high"
+    return out
+
+
+def extended_factors(method: str, rows, base_lr: float, tolerance: float = 0.0) -> list:
+    """One more learning-rate factor beyond the edge the choice sits at (x3 above the top, /3 below the bottom),
+    or [] when the choice is inside its grid, when a learning rate inside the grid ties with it (then the edge is
+    not what makes it best), or when nothing was chosen."""
+    top = choose(rows, tolerance)
+    if top is None:
+        return []
+    factors = LR_FACTORS.get(method, DEFAULT_LR_FACTORS)
+    inside = [r for r in rows if r["score"] is not None
+              and min(factors) * (1 + 1e-9) < r["lr"] / base_lr < max(factors) * (1 - 1e-9)]
+    if any(top["score"] - r["score"] < tolerance or r["score"] >= top["score"] for r in inside):
+        return []
+    factor = top["lr"] / base_lr
+    if abs(factor - max(factors)) <= 1e-9 * factor:
+        return [max(factors) * 3]
+    if abs(factor - min(factors)) <= 1e-9 * factor:
+        return [min(factors) / 3]
+    return []
 
 
 def candidate_rows(method: str, config: dict, curve: dict, langs, eval_steps) -> list:
@@ -260,6 +335,12 @@ def selection_markdown(result: dict) -> str:
         setting = ", ".join(f"{k} {v:g}" for k, v in chosen.items() if k not in ("dev_score", "spread"))
         lines.append(f"| {method} | {setting} | {chosen['dev_score']:.4f} | "
                      + " | ".join(f"{top['per_lang'][l]['score']:.4f}" for l in langs) + f" | {chosen['spread']:.4f} |")
+    if "edges" in result:
+        lines += ["", f"Ties: dev scores within {result['tie_tolerance']:.4f} (one dev sentence) of the best count as "
+                  "equal, and the cheaper setting is chosen. Where the choice sat at an edge of its learning rates, "
+                  "the grid was extended once in that direction. What still sits at an edge of what was tried:", ""]
+        lines += [f"- {method}: " + (", ".join(f"{k} at the {side} edge" for k, side in edges.items()) or "interior")
+                  for method, edges in result["edges"].items()]
     lines += ["", "Every candidate (dev score at each step; - = diverged):", "",
               "| method | lr | knob | " + " | ".join(f"{s} steps" for s in result["eval_steps"]) + " |",
               "|---|---|---|" + "---|" * len(result["eval_steps"])]
