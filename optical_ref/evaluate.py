@@ -339,6 +339,8 @@ class Evaluator:
             result.update(metrics_of_ranks(ranks), **metrics_of_ranks(late, prefix="late_"))
             items["rank"], items["late_rank"] = ranks.tolist(), late.tolist()
             diagnostics["norm_ratio"] = float(queries.norm(dim=-1).mean() / pool.sentence.norm(dim=-1).mean())
+            # the yardstick of token_cosine: how spread the teacher's own English token clouds are (the translations)
+            diagnostics["teacher_token_cosine"] = token_cloud_cosine(pool.tokens, pool.token_mask)
             if self.tcfg is not None:
                 diagnostics.update(plan_concentration(encoded.tokens, encoded.token_mask, pool.tokens, pool.token_mask,
                                                       self.tcfg))

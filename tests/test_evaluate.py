@@ -100,3 +100,22 @@ def test_plan_concentration_is_one_to_one_for_a_clear_matching_and_uniform_for_e
     assert sharp["plan_max_row_share"] > 0.99 and sharp["plan_row_entropy"] < 0.05
     flat = plan_concentration(torch.ones(2, 4, 3), mask, torch.ones(2, 4, 3), mask, cfg)
     assert flat["plan_max_row_share"] == pytest.approx(0.25) and flat["plan_row_entropy"] == pytest.approx(1.0)
+
+
+def test_the_token_cloud_yardstick_is_the_teachers_own_english_cloud(tiny_data, tmp_path):
+    """Every run's diagnostics carry the teacher's English token-cloud cosine (the same for every method of a
+    language), computed as the student's is: the reference the student's token_cosine is read against."""
+    from optical_ref.evaluate import token_cloud_cosine
+    from optical_ref.experiment.compare import run_comparison
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.stages import prepare_split
+    cfg = make_config("quick", langs=["de"], methods=["zero-shot", "kd-mse"], data_dir=str(tiny_data),
+                      train_overrides={"teacher_epochs": 1, "student_steps": 2})
+    results = run_comparison(cfg, tmp_path / "run", progress_bars=False)
+    values = {r["diagnostics"]["teacher_token_cosine"] for r in results["runs"]}
+    assert len(values) == 1
+    from optical_ref.config import TrainConfig
+    ctx = prepare_split(cfg, TrainConfig(**cfg.train), 0, None, tmp_path / "run")
+    pool = ctx.evaluator.retrieval_pool["de"]
+    assert values.pop() == pytest.approx(round(token_cloud_cosine(pool.tokens, pool.token_mask), 6))
+    assert "the same for the teacher's English sentences (the yardstick)" in (tmp_path / "run" / "summary.md").read_text()

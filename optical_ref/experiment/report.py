@@ -270,6 +270,7 @@ def spread_table(records, metric) -> str:
 DIAGNOSTICS = [("plan_row_entropy", "plan row entropy / log(m) (1 = uniform)"),
                ("plan_max_row_share", "plan's largest row share (1 = one-to-one)"),
                ("token_cosine", "mean cosine between two tokens of a student sentence (1 = collapsed)"),
+               ("teacher_token_cosine", "the same for the teacher's English sentences (the yardstick)"),
                ("norm_ratio", "student pooled-vector norm / teacher's")]
 
 
@@ -411,8 +412,9 @@ def _diagnostics_part(view) -> list:
         return []
     return ["## Why: diagnostics of the mechanism (test pairs, mean over runs)", "",
             "The training plan (cost, eps rule and iterations of the loss) between each student's tokens at the "
-            "aligned layer and the teacher's English tokens; the spread of the student's token cloud; the size of "
-            "its pooled vector next to the teacher's.", "", diagnostics, ""]
+            "aligned layer and the teacher's English tokens; the spread of the student's token cloud, beside the "
+            "teacher's own on the English translations (the yardstick: a student that matches the teacher token by "
+            "token need not be more spread than that); the size of its pooled vector next to the teacher's.", "", diagnostics, ""]
 
 
 def _spread_part(view) -> list:
