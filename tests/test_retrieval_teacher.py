@@ -146,3 +146,28 @@ def test_a_declared_design_opens_its_report_with_its_primary_metric_and_tests_on
     assert first_metric.startswith("intent by cross-lingual retrieval: top-1 accuracy")
     analysis = json.loads((tmp_path / "run" / "results.json").read_text())["analysis"]
     assert analysis["family"]["metrics"] == ["ir_acc"] and analysis["family"]["size"] == 1
+
+
+def test_the_marginals_ablation_reads_the_primary_metric_beside_both_token_clouds(tmp_path, capsys):
+    from optical_ref.__main__ import main
+    data = write_tiny_mtop(tmp_path / "data")
+    folders = []
+    for marginals in ("uniform", "unbalanced"):
+        out = tmp_path / marginals
+        assert main(["compare", "--preset", "retrieval-small", "--data-dir", str(data), "--langs", "de", "--methods",
+                     "zero-shot", "ot", "--budgets", "4", "all", "--seeds", "0", "1", "--out", str(out), *FAST,
+                     "--set", f"ot_marginals={marginals}"]) == 0, capsys.readouterr().err
+        folders.append(str(out))
+    table = tmp_path / "ablation.md"
+    assert main(["report", "--ablation", str(table), *folders]) == 0
+    text = table.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| uniform") or line.startswith("| unbalanced")]
+    assert len(rows) == 4 and all("ir_acc" in r and r.count("±") == 3 for r in rows)
+    assert '"ot_marginals": "unbalanced"' in text
+    records = [json.loads(x) for x in (tmp_path / "uniform" / "runs.jsonl").read_text().splitlines()]
+    ot = [r for r in records if r["method"] == "ot" and r["budget"] == 4]
+    expected = np.mean([r["diagnostics"]["token_cosine"] for r in ot])
+    assert f"{expected:.3f} ±" in [r for r in rows if r.startswith("| uniform") and "de @ 4" in r][0]
+    capsys.readouterr()
+    assert main(["report", "--ablation", str(table), *folders]) == 2        # never over a file already there
+    assert "already there" in capsys.readouterr().err

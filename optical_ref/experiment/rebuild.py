@@ -12,6 +12,10 @@ folder gives the same ``summary.md``. ``--out`` refuses a folder that holds anyt
 there (a report's outputs, ``select``'s selection files): nothing a user owns is overwritten. A rebuild takes
 seconds (the quick preset's folder: about 5 s on 2 CPU cores, most of it the figures).
 
+``report --ablation ablation.md DIR1 DIR2 ...`` reads one method's runs in several folders that differ by a setting
+(e.g. ``compare --preset retrieval --langs th --budgets 20 100 --methods ot --set ot_marginals=norm``): per folder
+and column, the primary metric beside the student's token-cloud cosine and the teacher's own (the yardstick).
+
 ``report --verdict verdict.md DIR1 DIR2 ...`` gathers the declared comparisons of several designs and corrects
 them by Holm **together**: the family of a verdict drawn from all of them, not each design's alone.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
+import json
 import time
 from pathlib import Path
 
@@ -33,6 +38,10 @@ def add_arguments(parser) -> None:
                         help="a compare run folder (runs.jsonl, config.json, results.json); several with --verdict")
     parser.add_argument("--out", default=None, metavar="DIR2",
                         help="write the report there, with the files that rebuild it (a folder to commit)")
+    parser.add_argument("--ablation", default=None, metavar="FILE",
+                        help="write FILE (a new file): one method's runs in the folders given (each with its own --set), "
+                             "the primary metric against the token-cloud cosine and the teacher's own")
+    parser.add_argument("--method", default="ot", help="--ablation: the method whose runs are read (default ot)")
     parser.add_argument("--verdict", default=None, metavar="FILE",
                         help="write FILE (a new file): every declared comparison of the folders given, with Holm's "
                              "correction over all of them together (the verdict's whole family)")
@@ -171,8 +180,56 @@ def write_verdict(folders, path, say=print) -> list:
     return rows
 
 
+def ablation_rows(folders, method: str, say=print) -> list:
+    """Per folder (its --set settings) and column: ``method``'s primary metric (the design's declared one, else
+    intent_acc), the student's token-cloud cosine and the teacher's, as mean ± std over the seeds."""
+    import numpy as np
+
+    from .report import final_records, lang_order
+    rows = []
+    for folder in map(Path, folders):
+        results = load_results(folder, say)
+        metric = (results["config"].get("declared") or {}).get("primary", "intent_acc")
+        runs = [r for r in final_records(results["runs"]) if r["method"] == method]
+        if not runs:
+            raise ValueError(f"--ablation: {folder} holds no {method} run; give --method, or the folders of its runs")
+        for lang, budget in sorted({(r["lang"], r["budget"]) for r in runs}, key=lambda c: (lang_order(c[0]), str(c[1]))):
+            cell = [r for r in runs if (r["lang"], r["budget"]) == (lang, budget)]
+            values = {k: [r.get(k, r.get("diagnostics", {}).get(k)) for r in cell]
+                      for k in (metric, "token_cosine", "teacher_token_cosine")}
+            rows.append({"folder": folder.name, "settings": results["config"].get("settings") or {}, "metric": metric,
+                         "column": f"{lang} @ {budget}", "seeds": len(cell),
+                         **{k: (float(np.mean(v)), float(np.std(v))) if None not in v else None
+                            for k, v in values.items()}})
+    return rows
+
+
+def ablation_markdown(rows: list, method: str) -> str:
+    lines = [f"# Ablation: `{method}` across settings", "",
+             "Mean ± std over the seeds of each folder. Token cosine: the mean cosine between two tokens of a sentence "
+             "(1 = collapsed); the teacher's, on the English translations, is the yardstick.", "",
+             "| folder | settings | column | seeds | primary metric (%) | student token cosine | teacher token cosine |",
+             "|---|---|---|---|---|---|---|"]
+
+    def cell(value, scale=1.0, digits=3):
+        return "–" if value is None else f"{scale * value[0]:.{digits}f} ± {scale * value[1]:.{digits}f}"
+    for r in rows:
+        lines.append(f"| {r['folder']} | {json.dumps(r['settings'])} | {r['column']} | {r['seeds']} | "
+                     f"{r['metric']} {cell(r[r['metric']], 100, 1)} | {cell(r['token_cosine'])} | "
+                     f"{cell(r['teacher_token_cosine'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(args) -> int:
     started = time.time()
+    if args.ablation:
+        from .runstore import write_atomic
+        if Path(args.ablation).exists():
+            raise ValueError(f"--ablation {args.ablation}: a file is already there; nothing is written: give a new name")
+        rows = ablation_rows(args.folders, args.method)
+        write_atomic(Path(args.ablation), ablation_markdown(rows, args.method))
+        print(f"[report] {args.ablation}: {len(rows)} rows from {len(args.folders)} folders")
+        return 0
     if args.verdict:
         if args.out:
             raise ValueError("--verdict FILE DIR ... writes one file; drop --out (rebuild each folder on its own)")
