@@ -378,3 +378,4 @@ def test_select_extends_a_rate_at_the_edge_and_says_what_still_sits_at_one(tiny_
     assert result["edges"]["ot"] == {"lr": "high", "student_steps": "high", "ot_eps": "high"}
     assert "- ot: lr at the high edge, student_steps at the high edge, ot_eps at the high edge" in \
         (tmp_path / "sel" / "selection.md").read_text()
+

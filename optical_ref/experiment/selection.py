@@ -262,8 +262,9 @@ def extended_factors(method: str, rows, base_lr: float, tolerance: float = 0.0) 
     factors = LR_FACTORS.get(method, DEFAULT_LR_FACTORS)
     inside = [r for r in rows if r["score"] is not None
               and min(factors) * (1 + 1e-9) < r["lr"] / base_lr < max(factors) * (1 - 1e-9)]
-    if any(top["score"] - r["score"] < tolerance or r["score"] >= top["score"] for r in inside):
-        return []
+    best = max(r["score"] for r in rows if r["score"] is not None)
+    if inside and best - max(r["score"] for r in inside) < tolerance:
+        return []                   # a rate inside the grid is as good as the best: the edge is not what makes it
     factor = top["lr"] / base_lr
     if abs(factor - max(factors)) <= 1e-9 * factor:
         return [max(factors) * 3]
