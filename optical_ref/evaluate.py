@@ -281,10 +281,9 @@ class Evaluator:
 
     # the English-side pools are encoded on first use: a process that only needs the gold labels (the main
     # process of `compare --workers`, whose workers evaluate) never pays for them
-    @functools.cached_property
+    @property
     def knn_pool(self) -> torch.Tensor:
-        return encode_sentences(self.teacher_encoder, self.tokenizer, [u.text for u in self.setting.en_train],
-                                self.device)
+        return self.document_pool.sentence       # the same English training utterances, encoded once
 
     @functools.cached_property
     def document_pool(self):

@@ -30,7 +30,7 @@ def correct(pred, gold) -> np.ndarray:
     return (np.asarray(pred) == np.asarray(gold)).astype(float)
 
 
-def scores_as_given(values) -> np.ndarray:
+def scores_as_given(values, _gold=None) -> np.ndarray:
     """Per-item scores the evaluation stored as they are (intent by retrieval: 1/0 hits, 1/rank, nDCG)."""
     return np.asarray(values, dtype=float)
 
@@ -61,13 +61,13 @@ METRICS = (
     Metric("knn_acc", "kNN intent accuracy (target query -> 5 nearest English training utterances)",
            "kNN intent accuracy (%)", "knn_pred", "target", correct),
     Metric("ir_acc", "intent by cross-lingual retrieval: top-1 accuracy (target query -> English training utterances, "
-           "the teacher's scorer)", "intent-by-retrieval accuracy (%)", "ir_acc_item", None, lambda v, _: scores_as_given(v)),
+           "the teacher's scorer)", "intent-by-retrieval accuracy (%)", "ir_acc_item", None, scores_as_given),
     Metric("ir_knn_acc", "intent by retrieval: 5-NN vote accuracy (the teacher's scorer)", "5-NN intent accuracy (%)",
-           "ir_knn_acc_item", None, lambda v, _: scores_as_given(v)),
+           "ir_knn_acc_item", None, scores_as_given),
     Metric("ir_mrr10", "intent by retrieval: MRR@10 (every same-intent English utterance relevant)",
-           "intent-by-retrieval MRR@10 (%)", "ir_mrr10_item", None, lambda v, _: scores_as_given(v)),
+           "intent-by-retrieval MRR@10 (%)", "ir_mrr10_item", None, scores_as_given),
     Metric("ir_ndcg10", "intent by retrieval: nDCG@10 (binary gains)", "intent-by-retrieval nDCG@10 (%)",
-           "ir_ndcg10_item", None, lambda v, _: scores_as_given(v)),
+           "ir_ndcg10_item", None, scores_as_given),
     Metric("macro_f1", "macro-F1 of the intent head", "macro-F1 (%)", None, None),
     Metric("en_acc", "English intent accuracy of the student (forgetting)", "English accuracy (%)", "en_pred", "en",
            correct),

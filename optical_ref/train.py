@@ -44,7 +44,8 @@ class TrainingDiverged(ValueError):
 
 
 def diverged_message(method: str, step: int, cfg) -> str:
-    knob = {"kd-kl": f"kd_temperature={cfg.kd_temperature}", "kd-score": f"score_temperature={cfg.score_temperature}", "ot": f"ot_eps={cfg.ot_eps}",
+    knob = {"kd-kl": f"kd_temperature={cfg.kd_temperature}", "kd-score": f"score_temperature={cfg.score_temperature}",
+            "ot": f"ot_eps={cfg.ot_eps}",
             "ot+kd": f"ot_eps={cfg.ot_eps}, kd_weight={cfg.kd_weight}"}.get(method)
     return (f"{method} diverged at step {step}: the loss is not finite; lower lr={cfg.lr}"
             + (f" or check {knob}" if knob else ""))

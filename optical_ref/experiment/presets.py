@@ -204,20 +204,25 @@ def make_config(preset="default", dataset="mtop", langs=None, methods=None, budg
     if shard is not None:
         index, count = parse_shard(shard)
         shard = f"{index}/{count}"
+    check_train_settings(train, method_train, budget_train, encoder)
+    return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seeds, data_dir, encoder, device,
+                         overrides, train, eval_steps, shard, method_train, dict(base.get("declared", {})), budget_train)
+
+
+def check_train_settings(train: dict, method_train: dict, budget_train: dict, encoder) -> None:
+    """Every training value of the run in range (shared, per method, per budget), or an error naming it."""
     unknown = sorted(set(train) - set(TrainConfig().as_dict()))
     if unknown:
         raise ValueError(f"--set: unknown setting(s) {unknown}; valid: {', '.join(TrainConfig().as_dict())}")
-    check_layers(TrainConfig(**train), encoder_layers(encoder))   # every value in range, or an error naming it
+    check_layers(TrainConfig(**train), encoder_layers(encoder))
     for m, values in method_train.items():
         try:
             TrainConfig(**{**train, **values})
         except ValueError as err:
             raise ValueError(f"--set {m}.…: {err}") from None
-    for b, chosen in budget_train.items():        # a preset's own per-budget selection: checked as the rest
+    for chosen in budget_train.values():        # a preset's own per-budget selection: checked as the rest
         for m, values in chosen.items():
             TrainConfig(**{**train, **method_train.get(m, {}), **values})
-    return CompareConfig(dataset, preset, langs, methods, budgets, seeds, split_seeds, data_dir, encoder, device,
-                         overrides, train, eval_steps, shard, method_train, dict(base.get("declared", {})), budget_train)
 
 
 def unique(values, option: str) -> list:
