@@ -152,18 +152,20 @@ def test_the_marginals_ablation_reads_the_primary_metric_beside_both_token_cloud
     from optical_ref.__main__ import main
     data = write_tiny_mtop(tmp_path / "data")
     folders = []
-    for marginals in ("uniform", "unbalanced"):
+    # uniform: a folder of the whole design at its default marginals; unbalanced: one column of it, --set
+    for marginals, budgets, chosen in (("uniform", ["4", "all"], []),
+                                       ("unbalanced", ["4"], ["--set", "ot_marginals=unbalanced"])):
         out = tmp_path / marginals
         assert main(["compare", "--preset", "retrieval-small", "--data-dir", str(data), "--langs", "de", "--methods",
-                     "zero-shot", "ot", "--budgets", "4", "all", "--seeds", "0", "1", "--out", str(out), *FAST,
-                     "--set", f"ot_marginals={marginals}"]) == 0, capsys.readouterr().err
+                     "zero-shot", "ot", "--budgets", *budgets, "--seeds", "0", "1", "--out", str(out), *FAST,
+                     *chosen]) == 0, capsys.readouterr().err
         folders.append(str(out))
     table = tmp_path / "ablation.md"
     assert main(["report", "--ablation", str(table), *folders]) == 0
     text = table.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| uniform") or line.startswith("| unbalanced")]
-    assert len(rows) == 4 and all("ir_acc" in r and r.count("±") == 3 for r in rows)
-    assert '"ot_marginals": "unbalanced"' in text
+    assert len(rows) == 2 and all("ir_acc" in r and "de @ 4" in r and r.count("±") == 3 for r in rows)  # shared column
+    assert '"ot_marginals": "unbalanced"' in text and '"ot_marginals": "uniform"' in text   # the default named too
     records = [json.loads(x) for x in (tmp_path / "uniform" / "runs.jsonl").read_text().splitlines()]
     ot = [r for r in records if r["method"] == "ot" and r["budget"] == 4]
     expected = np.mean([r["diagnostics"]["token_cosine"] for r in ot])

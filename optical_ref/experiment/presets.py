@@ -69,12 +69,6 @@ PRESETS = {
                        "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "ot"],
                        "train": {"teacher_epochs": 40, "student_steps": 40, "kd_temperature": 4.0},
                        "method_train": PRETRAINED_LOW_SELECTION},
-    # pretrained-r3: the untuned design (2 seeds, every method at lr 3e-5 and 40 steps, untuned), kept so
-    # that its tables (tutorials/results/pretrained-r3/summary.md) reproduce: the results page compares them with the
-    # tuned rerun to show what tuning changed
-    "pretrained-r3": {"langs": ["hi", "th"], "budgets": [100, "all"], "seeds": [0, 1], "split_seeds": [0],
-                      "encoder": "e5-small", "methods": ["zero-shot", "kd-mse", "kd-kl", "ot", "ot+kd"],
-                      "train": {"teacher_epochs": 40, "student_steps": 40, "kd_temperature": 4.0}},
     # retrieval: the declared design (RETRIEVAL_DECLARATION): e5-small as a retrieval teacher, hi and th, 20 / 100 /
     # all pairs, three seeds; kd-kl is left out (it reads the intent head, not the matching the teacher was trained for)
     "retrieval": {"langs": ["hi", "th"], "budgets": [20, 100, "all"], "seeds": [0, 1, 2], "split_seeds": [0],

@@ -14,7 +14,8 @@ seconds (the quick preset's folder: about 5 s on 2 CPU cores, most of it the fig
 
 ``report --ablation ablation.md DIR1 DIR2 ...`` reads one method's runs in several folders that differ by a setting
 (e.g. ``compare --preset retrieval --langs th --budgets 20 100 --methods ot --set ot_marginals=norm``): per folder
-and column, the primary metric beside the student's token-cloud cosine and the teacher's own (the yardstick).
+and column they all hold, the primary metric beside the student's token-cloud cosine and the teacher's own (the
+yardstick); each row names the settings in which the folders differ.
 
 ``report --verdict verdict.md DIR1 DIR2 ...`` gathers the declared comparisons of several designs and corrects
 them by Holm **together**: the family of a verdict drawn from all of them, not each design's alone.
@@ -181,23 +182,35 @@ def write_verdict(folders, path, say=print) -> list:
 
 
 def ablation_rows(folders, method: str, say=print) -> list:
-    """Per folder (its --set settings) and column: ``method``'s primary metric (the design's declared one, else
-    intent_acc), the student's token-cloud cosine and the teacher's, as mean ± std over the seeds."""
+    """Per folder and column: ``method``'s primary metric (the design's declared one, else intent_acc), the
+    student's token-cloud cosine and the teacher's, as mean ± std over the seeds. Only the columns every folder
+    holds are read (a folder of the full design may stand for one setting), and each row names the training
+    settings in which the folders differ (a setting left at its default is named too)."""
     import numpy as np
 
     from .report import final_records, lang_order
-    rows = []
+    loaded = []
     for folder in map(Path, folders):
         results = load_results(folder, say)
-        metric = (results["config"].get("declared") or {}).get("primary", "intent_acc")
         runs = [r for r in final_records(results["runs"]) if r["method"] == method]
         if not runs:
             raise ValueError(f"--ablation: {folder} holds no {method} run; give --method, or the folders of its runs")
-        for lang, budget in sorted({(r["lang"], r["budget"]) for r in runs}, key=lambda c: (lang_order(c[0]), str(c[1]))):
+        loaded.append((folder, results, runs))
+    common = set.intersection(*({(r["lang"], r["budget"]) for r in runs} for _, _, runs in loaded))
+    if not common:
+        raise ValueError(f"--ablation: the folders share no column (language and budget) of {method} runs; give "
+                         "folders run on the same languages and budgets")
+    trains = [results["config"]["train"] for _, results, _ in loaded]
+    differ = sorted(k for k in set().union(*trains) if len({json.dumps(t.get(k)) for t in trains}) > 1)
+    rows = []
+    for (folder, results, runs), train in zip(loaded, trains):
+        metric = (results["config"].get("declared") or {}).get("primary", "intent_acc")
+        settings = {k: train.get(k) for k in differ} if len(loaded) > 1 else results["config"].get("settings") or {}
+        for lang, budget in sorted(common, key=lambda c: (lang_order(c[0]), str(c[1]))):
             cell = [r for r in runs if (r["lang"], r["budget"]) == (lang, budget)]
             values = {k: [r.get(k, r.get("diagnostics", {}).get(k)) for r in cell]
                       for k in (metric, "token_cosine", "teacher_token_cosine")}
-            rows.append({"folder": folder.name, "settings": results["config"].get("settings") or {}, "metric": metric,
+            rows.append({"folder": folder.name, "settings": settings, "metric": metric,
                          "column": f"{lang} @ {budget}", "seeds": len(cell),
                          **{k: (float(np.mean(v)), float(np.std(v))) if None not in v else None
                             for k, v in values.items()}})
