@@ -379,3 +379,28 @@ def test_select_extends_a_rate_at_the_edge_and_says_what_still_sits_at_one(tiny_
     assert "- ot: lr at the high edge, student_steps at the high edge, ot_eps at the high edge" in \
         (tmp_path / "sel" / "selection.md").read_text()
 
+
+
+@pytest.mark.parametrize("budget", ["20", "100", "all"])
+def test_the_retrieval_presets_train_each_budget_with_the_selection_made_at_that_budget(budget):
+    """#29: each budget of the declared design trains with the label-free choice `select --budget B` made there
+    (committed as tutorials/results/retrieval/selection-B.json), and the selection ran with the preset's shared
+    settings; a budget never borrows another budget's choice."""
+    from pathlib import Path
+
+    from optical_ref.config import TrainConfig
+    from optical_ref.experiment.presets import make_config
+    from optical_ref.experiment.selection import KNOBS, method_settings_from
+    path = Path(__file__).resolve().parents[1] / "tutorials" / "results" / "retrieval" / f"selection-{budget}.json"
+    selection = json.loads(path.read_text(encoding="utf-8"))
+    assert str(selection["budget"]) == budget
+    for preset in ("retrieval", "retrieval-full"):
+        cfg = make_config(preset)
+        chosen = method_settings_from(path, encoder=cfg.encoder, methods=[m for m in cfg.methods if m in KNOBS],
+                                      budgets=cfg.budgets)
+        recorded = {**TrainConfig().as_dict(), **selection["train"]}
+        assert {k: v for k, v in cfg.train.items() if k not in ("student_steps", "device")} == \
+            {k: v for k, v in recorded.items() if k not in ("student_steps", "device")}, preset
+        run_budget = next(b for b in cfg.budgets if str(b) == budget)
+        for method in (m for m in KNOBS if m in cfg.methods):
+            assert cfg.train_for(method, run_budget) == {**cfg.train, **chosen[method]}, (preset, method)
