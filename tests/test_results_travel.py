@@ -353,3 +353,30 @@ def test_report_rebuilds_what_compare_wrote_without_training(tiny_data, tmp_path
     assert (tmp_path / "committed" / "summary.md").read_text(encoding="utf-8") == \
         (tmp_path / "run" / "summary.md").read_text(encoding="utf-8")
     assert (tmp_path / "committed" / "results.csv").read_bytes() == (tmp_path / "run" / "results.csv").read_bytes()
+
+
+def test_verdict_the_retrieval_design_does_not_support_the_declared_hypothesis():
+    """#29: the seed's question, read from the committed summary: OT is behind kd-mse on the declared primary in
+    every column, significant after Holm nowhere, and the page and README say so with the files' numbers."""
+    from pathlib import Path
+    d = _differences("retrieval")
+    family = {k: v for k, v in d.items() if v["p_holm"] is not None}
+    assert len(family) == 18 and all(k[0] == "ir_acc" for k in family) and all(v["p_holm"] >= 0.72 for v in family.values())
+    ot = {col: v for (k, m, col), v in d.items() if k == "ir_acc" and m == "ot"}
+    assert len(ot) == 6 and max(v["diff"] for v in ot.values()) == -0.7 and min(v["diff"] for v in ot.values()) == -4.1
+    thai = ot["th @ all"]
+    assert (thai["diff"], thai["low"], thai["high"], thai["p"], thai["p_holm"]) == (-4.1, -7.7, -0.5, 0.040, 0.721)
+    summary = (_results_dir() / "retrieval" / "summary.md").read_text(encoding="utf-8")
+    assert "**Declared before any run**" in summary.split("## ")[0] and "training seeds [0, 1, 2]" in summary
+    page = _page()
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert "0.7 to 4.1" in page and "not supported" in page and "hypothesis is not supported" in readme
+    assert "every p_Holm >= 0.72" in page and "(retrieval/selection.md)" in page
+
+
+def test_the_marginals_ablation_on_the_page_is_the_committed_table():
+    """The ablation's numbers quoted on the results page are those of tutorials/results/ablation-marginals.md."""
+    table = (_results_dir() / "ablation-marginals.md").read_text(encoding="utf-8")
+    for quoted in ("ir_acc 78.7 ±", "ir_acc 78.6 ±", "ir_acc 84.3 ±", "ir_acc 84.2 ±", "0.882 ±", "0.895 ±"):
+        assert quoted in table
+    assert "78.7 / 78.7 / 78.6" in _page() and "84.3 / 84.3 / 84.2" in _page()
