@@ -173,3 +173,19 @@ def test_the_marginals_ablation_reads_the_primary_metric_beside_both_token_cloud
     capsys.readouterr()
     assert main(["report", "--ablation", str(table), *folders]) == 2        # never over a file already there
     assert "already there" in capsys.readouterr().err
+
+
+def test_the_ablation_orders_its_columns_by_budget_size_not_as_text(monkeypatch):
+    from pathlib import Path
+
+    from optical_ref.experiment import rebuild
+
+    def results(folder, say):           # one ot run per budget, listed out of order
+        runs = [{"method": "ot", "lang": "th", "budget": b, "seed": 0, "split_seed": 0, "steps": 1, "ir_acc": 0.5,
+                 "diagnostics": {"token_cosine": 0.9, "teacher_token_cosine": 0.8}} for b in (100, "all", 20)]
+        return {"config": {"train": {"ot_marginals": Path(folder).name}, "declared": {"primary": "ir_acc"}},
+                "runs": runs}
+    monkeypatch.setattr(rebuild, "load_results", results)
+    rows = rebuild.ablation_rows(["uniform", "norm"], "ot")
+    assert [r["column"] for r in rows] == ["th @ 20", "th @ 100", "th @ all"] * 2
+    assert [r["settings"] for r in rows[::3]] == [{"ot_marginals": "uniform"}, {"ot_marginals": "norm"}]

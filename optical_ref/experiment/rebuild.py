@@ -188,7 +188,7 @@ def ablation_rows(folders, method: str, say=print) -> list:
     settings in which the folders differ (a setting left at its default is named too)."""
     import numpy as np
 
-    from .report import final_records, lang_order
+    from .report import budget_sort_key, final_records, lang_order
     loaded = []
     for folder in map(Path, folders):
         results = load_results(folder, say)
@@ -206,7 +206,7 @@ def ablation_rows(folders, method: str, say=print) -> list:
     for (folder, results, runs), train in zip(loaded, trains):
         metric = (results["config"].get("declared") or {}).get("primary", "intent_acc")
         settings = {k: train.get(k) for k in differ} if len(loaded) > 1 else results["config"].get("settings") or {}
-        for lang, budget in sorted(common, key=lambda c: (lang_order(c[0]), str(c[1]))):
+        for lang, budget in sorted(common, key=lambda c: (lang_order(c[0]), budget_sort_key(c[1]))):
             cell = [r for r in runs if (r["lang"], r["budget"]) == (lang, budget)]
             values = {k: [r.get(k, r.get("diagnostics", {}).get(k)) for r in cell]
                       for k in (metric, "token_cosine", "teacher_token_cosine")}
