@@ -278,6 +278,17 @@ def test_a_selection_at_a_budget_trains_every_candidate_on_the_pairs_compare_giv
         run_selection(cfg, tmp_path / "big", methods=["kd-mse"], eval_steps=[1], say=lambda *_: None, budget=10**6)
 
 
+def _shared(train: dict) -> dict:
+    """The training settings every method and step of a run shares (what a selection must have run with)."""
+    return {k: v for k, v in train.items() if k not in ("student_steps", "device")}
+
+
+def _shared_at_selection(selection: dict) -> dict:
+    # a setting added after the selection ran is compared at its default (the value the selection used:
+    # ot_marginals=uniform is today's loss bit for bit)
+    return _shared({**TrainConfig().as_dict(), **selection["train"]})
+
+
 @pytest.mark.parametrize("presets, folder", [(("pretrained", "pretrained-full"), "pretrained"),
                                              (("pretrained-low",), "pretrained-low")])
 def test_pretrained_presets_train_each_method_with_the_committed_label_free_selection(presets, folder):
@@ -286,7 +297,6 @@ def test_pretrained_presets_train_each_method_with_the_committed_label_free_sele
     from pathlib import Path
 
     from optical_ref.experiment.presets import make_config
-    from optical_ref.config import TrainConfig
     from optical_ref.experiment.selection import KNOBS, method_settings_from
     path = Path(__file__).resolve().parents[1] / "tutorials" / "results" / folder / "selection.json"
     chosen = method_settings_from(path)
@@ -295,12 +305,7 @@ def test_pretrained_presets_train_each_method_with_the_committed_label_free_sele
         cfg = make_config(preset)
         assert set(KNOBS) & set(cfg.methods) <= set(chosen), f"{preset}: the selection covers every method it trains"
         assert selection.get("budget", "all") in cfg.budgets, f"{preset}: tuned at a budget it does not compare"
-        shared = {k: v for k, v in cfg.train.items() if k != "student_steps"}
-        # a setting added after the selection ran is compared at its default (the value the selection used:
-        # ot_marginals=uniform is today's loss bit for bit)
-        recorded = {**TrainConfig().as_dict(), **selection["train"]}
-        assert shared == {k: v for k, v in recorded.items() if k not in ("student_steps", "device")} | \
-            {"device": cfg.train["device"]}, \
+        assert _shared(cfg.train) == _shared_at_selection(selection), \
             f"{preset}: select ran with other shared settings; rerun it or align the preset"
         for method in (m for m in KNOBS if m in cfg.methods):
             assert cfg.train_for(method) == {**cfg.train, **chosen[method]}, (preset, method)
@@ -380,7 +385,6 @@ def test_select_extends_a_rate_at_the_edge_and_says_what_still_sits_at_one(tiny_
         (tmp_path / "sel" / "selection.md").read_text()
 
 
-
 @pytest.mark.parametrize("budget", ["20", "100", "all"])
 def test_the_retrieval_presets_train_each_budget_with_the_selection_made_at_that_budget(budget):
     """#29: each budget of the declared design trains with the label-free choice `select --budget B` made there
@@ -388,7 +392,6 @@ def test_the_retrieval_presets_train_each_budget_with_the_selection_made_at_that
     settings; a budget never borrows another budget's choice."""
     from pathlib import Path
 
-    from optical_ref.config import TrainConfig
     from optical_ref.experiment.presets import make_config
     from optical_ref.experiment.selection import KNOBS, method_settings_from
     path = Path(__file__).resolve().parents[1] / "tutorials" / "results" / "retrieval" / f"selection-{budget}.json"
@@ -398,9 +401,7 @@ def test_the_retrieval_presets_train_each_budget_with_the_selection_made_at_that
         cfg = make_config(preset)
         chosen = method_settings_from(path, encoder=cfg.encoder, methods=[m for m in cfg.methods if m in KNOBS],
                                       budgets=cfg.budgets)
-        recorded = {**TrainConfig().as_dict(), **selection["train"]}
-        assert {k: v for k, v in cfg.train.items() if k not in ("student_steps", "device")} == \
-            {k: v for k, v in recorded.items() if k not in ("student_steps", "device")}, preset
+        assert _shared(cfg.train) == _shared_at_selection(selection), preset
         run_budget = next(b for b in cfg.budgets if str(b) == budget)
         for method in (m for m in KNOBS if m in cfg.methods):
             assert cfg.train_for(method, run_budget) == {**cfg.train, **chosen[method]}, (preset, method)
