@@ -415,3 +415,25 @@ def test_verdict_over_five_languages_and_two_splits_ot_is_not_ahead_and_loses_tw
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
     assert "within -1.9 to +0.3 points" in page and "smallest p_Holm at these budgets is 0.192" in page
     assert "significantly after Holm in French and Thai" in readme
+
+
+def test_retrieval_full_s_secondary_numbers_on_the_page_are_its_summary_s():
+    """The split-by-split counts, the seed and split spreads, the late-interaction range and the token cosines
+    quoted in the page's retrieval-full section are read here from its committed summary."""
+    import re
+    summary = (_results_dir() / "retrieval-full" / "summary.md").read_text(encoding="utf-8")
+    by_split = summary.split("The same, split by split (ir_acc")[1].split("\n\n")[1]
+    behind = {row.split("|")[2].strip(): len(re.findall(r"\| \**-\d", row))
+              for row in by_split.splitlines() if row.startswith("| ot |")}
+    assert behind == {"0": 14, "1": 13}
+    assert "| kd-mse | 1.03 | 0.94 |" in summary and "| ot | 1.19 | 0.83 |" in summary
+    late = [v for k, v in _differences("retrieval-full").items() if k[:2] == ("late_mrr10", "ot")]
+    assert (len(late), min(v["diff"] for v in late), max(v["diff"] for v in late)) == (15, -7.1, -0.8)
+    assert sum(v["bold"] for v in late) == 14
+    assert "| ot | 0.550 | 0.581 | 0.863 | 0.805 |" in summary and "| kd-mse | 0.522 | 0.601 | 0.820 |" in summary
+    assert "| zero-shot | 0.587 | 0.560 | 0.758 |" in summary
+    page = _page()
+    for quoted in ("in 14 of the 15 columns on split 0 and 13 on split 1", "0.94 points for `kd-mse` and 0.83 for `ot`",
+                   "against 1.03 and 1.19", "-0.8 to -7.1 points, p < 0.05 in 14", "0.863 for `ot`, 0.820 for `kd-mse`",
+                   "0.758 for zero-shot", "teacher's own 0.805"):
+        assert quoted in page, quoted
