@@ -198,3 +198,12 @@ def test_tutorial_03_says_a_row_of_K_is_zero_only_past_C_over_eps_of_about_745()
     assert (np.exp(-C / 1.0) > 0).any(axis=1).all()                          # the row of K is not zero
     text = " ".join((ROOT / "tutorials" / "03_kernel_vs_log.py").read_text(encoding="utf-8").split())
     assert "a whole row of K is zero only once every C_ij/eps of that row passes about 745" in text
+
+
+def test_readme_states_the_committed_results_folders_count_and_total_size():
+    """#30: the README says how many committed result folders there are and what they weigh, runs included."""
+    folders = [p for p in (ROOT / "tutorials" / "results").iterdir() if p.is_dir()]
+    size = sum(f.stat().st_size for p in folders for f in p.rglob("*") if f.is_file()) / 1e6
+    words = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert f"{words.get(len(folders), len(folders))} result folders, {size:.1f} MB in all" in text
