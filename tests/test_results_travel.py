@@ -179,9 +179,19 @@ def _results_dir():
     return Path(__file__).resolve().parents[1] / "tutorials" / "results"
 
 
+def _flat(path) -> str:
+    """A page's text, its line breaks as spaces (a sentence may wrap anywhere)."""
+    return " ".join(path.read_text(encoding="utf-8").split())
+
+
 def _page():
-    """The results page, its line breaks as spaces (a sentence may wrap anywhere)."""
-    return " ".join((_results_dir() / "README.md").read_text(encoding="utf-8").split())
+    """The results page, flattened."""
+    return _flat(_results_dir() / "README.md")
+
+
+def _readme():
+    """The project's README, flattened."""
+    return _flat(_results_dir().parents[1] / "README.md")
 
 
 INTERVAL = r"([+-]\d+\.\d) \[([+-]\d+\.\d), ([+-]\d+\.\d)\]"
@@ -358,7 +368,6 @@ def test_report_rebuilds_what_compare_wrote_without_training(tiny_data, tmp_path
 def test_verdict_the_retrieval_design_does_not_support_the_declared_hypothesis():
     """#29: the seed's question, read from the committed summary: OT is behind kd-mse on the declared primary in
     every column, significant after Holm nowhere, and the page and README say so with the files' numbers."""
-    from pathlib import Path
     d = _differences("retrieval")
     family = {k: v for k, v in d.items() if v["p_holm"] is not None}
     assert len(family) == 18 and all(k[0] == "ir_acc" for k in family) and all(v["p_holm"] >= 0.72 for v in family.values())
@@ -369,7 +378,7 @@ def test_verdict_the_retrieval_design_does_not_support_the_declared_hypothesis()
     summary = (_results_dir() / "retrieval" / "summary.md").read_text(encoding="utf-8")
     assert "**Declared before any run**" in summary.split("## ")[0] and "training seeds [0, 1, 2]" in summary
     page = _page()
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    readme = _readme()
     assert "0.7 to 4.1" in page and "not supported" in page and "hypothesis is not supported" in readme
     assert "every p_Holm >= 0.72" in page and "(retrieval/selection.md)" in page
 
@@ -402,7 +411,6 @@ def test_verdict_over_five_languages_and_two_splits_ot_is_not_ahead_and_loses_tw
     """#29's retrieval-full, read from its committed summary: at the hypothesis' budgets OT is within -1.9 to +0.3
     of kd-mse and significant after Holm nowhere; with all pairs it is behind in all five languages, after Holm in
     fr and th; the page and the README say so with the files' numbers."""
-    from pathlib import Path
     family = {k: v for k, v in _differences("retrieval-full").items() if v["p_holm"] is not None}
     assert len(family) == 15 and all(k[:2] == ("ir_acc", "ot") for k in family)
     low = [v for k, v in family.items() if not k[2].endswith("@ all")]
@@ -412,7 +420,7 @@ def test_verdict_over_five_languages_and_two_splits_ot_is_not_ahead_and_loses_tw
     assert all(v["diff"] < 0 for v in every.values()) and {c for c, v in every.items() if v["p_holm"] < 0.05} == {
         "fr @ all", "th @ all"}
     page = _page()
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    readme = _readme()
     assert "within -1.9 to +0.3 points" in page and "smallest p_Holm at these budgets is 0.192" in page
     assert "significantly after Holm in French and Thai" in readme
 
