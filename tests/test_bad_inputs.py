@@ -175,6 +175,22 @@ def test_damaged_run_files_are_named_with_how_to_recover(tiny_data, tmp_path, da
     assert str(path) in message and ("delete" in message or "afresh" in message)
 
 
+def test_a_resume_over_runs_an_earlier_version_wrote_without_a_metric_is_refused_and_changes_nothing(
+        tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], seeds=[0, 1], data_dir=str(tiny_data),
+                               train_overrides=TINY), out, progress_bars=False)
+    runs = out / "runs.jsonl"
+    first, *rest = runs.read_text(encoding="utf-8").splitlines()
+    old = {k: v for k, v in json.loads(first).items() if k != "ir_ndcg10"}      # as a version before ir_ndcg10
+    runs.write_text("\n".join([json.dumps(old), *rest]) + "\n", encoding="utf-8")
+    before = sorted(p.name for p in out.rglob("*")), runs.read_bytes()
+    message = cli_error(capsys, ["compare", "--resume", str(out)])
+    assert "1 of 2 runs were written by an earlier version" in message and "lack ir_ndcg10" in message
+    assert "move those lines" in message and "report" in message
+    assert (sorted(p.name for p in out.rglob("*")), runs.read_bytes()) == before
+
+
 def test_resume_refuses_flags_that_contradict_the_saved_configuration(tiny_data, tmp_path, capsys):
     out = tmp_path / "out"
     run_comparison(make_config("quick", langs=["de"], methods=["zero-shot"], data_dir=str(tiny_data),

@@ -136,6 +136,38 @@ def test_every_committed_results_folder_that_holds_its_runs_rebuilds_to_its_summ
             (folder / "summary.md").read_text(encoding="utf-8"), f"{folder}: summary.md differs from its rebuild"
 
 
+def test_a_report_names_the_runs_an_earlier_version_wrote_without_a_metric(tmp_path):
+    import json
+
+    from optical_ref.experiment.rebuild import rebuild
+    folder = _run_folder(tmp_path / "run")
+    records = [json.loads(line) for line in (folder / "runs.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [{**r, "knn_acc": r["intent_acc"]} for r in records]
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    rebuild(folder, say=lambda *_: None)
+    assert "Incomplete" not in (folder / "summary.md").read_text(encoding="utf-8")   # every run holds knn_acc
+    del records[0]["knn_acc"]                                                      # one run from before knn_acc
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    rebuild(folder, say=lambda *_: None)
+    summary = (folder / "summary.md").read_text(encoding="utf-8")
+    assert f"**Incomplete: 1 of {len(records)} runs lack `knn_acc`**" in summary
+    assert "zero-shot de budget=all seed=0 split=0." in summary
+
+
+def test_no_committed_results_folder_mixes_runs_with_and_without_a_metric():
+    """A table averages a metric over every run of its cells: a folder from before a metric lacks it in every run
+    (default and pretrained-low predate the intent-by-retrieval readers), never in some runs only."""
+    from pathlib import Path
+
+    from optical_ref.experiment.runstore import lacking_metrics, read_records
+    results = Path(__file__).resolve().parents[1] / "tutorials" / "results"
+    for folder in sorted(p for p in results.iterdir() if p.is_dir()):
+        records = read_records(folder, say=lambda *_: None)
+        mixed = {k: len(v) for k, v in lacking_metrics(records).items() if len(v) < len(records)}
+        assert not mixed, f"{folder.name}: of {len(records)} runs, some lack {mixed}"
+        assert "Incomplete:" not in (folder / "summary.md").read_text(encoding="utf-8")
+
+
 def test_runs_over_1_mb_are_committed_gzipped_and_read_back_the_same(tmp_path, monkeypatch):
     from optical_ref.experiment import rebuild as rebuild_module
     from optical_ref.experiment.runstore import read_records
@@ -249,12 +281,19 @@ def test_holm_family_sizes_on_the_page_are_the_summaries_headline_cells():
     assert f"{' + '.join(map(str, verdict))} = {sum(verdict)} tests" in page
 
 
-def test_verdict_all_pairs_ot_ties_kd_mse_on_retrieval_in_five_languages():
+def test_verdict_all_pairs_ot_is_level_or_slightly_behind_on_retrieval_in_five_languages():
     d = _differences("pretrained-full")
+    retrieval = {}
     for metric, low, high in (("mrr10", -0.5, 0.1), ("late_mrr10", -0.7, 0.1)):
-        cells = [v for (k, m, _), v in d.items() if k == metric and m == "ot"]
-        assert len(cells) == 5 and min(c["diff"] for c in cells) == low and max(c["diff"] for c in cells) == high
-        assert all(c["p_holm"] >= 0.05 for c in cells)
+        cells = {col.split()[0]: v for (k, m, col), v in d.items() if k == metric and m == "ot"}
+        assert len(cells) == 5 and min(c["diff"] for c in cells.values()) == low
+        assert max(c["diff"] for c in cells.values()) == high and all(c["p_holm"] >= 0.05 for c in cells.values())
+        retrieval.update({(metric, lang): c for lang, c in cells.items()})
+    assert sum(c["diff"] < 0 for c in retrieval.values()) == 8 and "behind in eight of the ten columns" in _page()
+    excluding_0 = {k: (c["diff"], c["low"], c["high"], c["p"], c["p_holm"]) for k, c in retrieval.items() if c["p"] < 0.05}
+    assert excluding_0 == {("mrr10", "th"): (-0.5, -1.0, -0.0, 0.039, 0.543),
+                           ("late_mrr10", "hi"): (-0.7, -1.3, -0.1, 0.039, 0.543)}
+    assert "p = 0.039 each), neither after Holm (p_Holm 0.543 within the design)" in _page()
     intent = [v["diff"] for (k, m, _), v in d.items() if k == "intent_acc" and m == "ot"]
     assert (min(intent), max(intent)) == (-1.4, 0.3)
     spanish = d[("intent_acc", "ot", "es @ all")]
@@ -282,6 +321,8 @@ def test_verdict_all_pairs_readers_outside_the_headline():
     assert all(v["diff"] > 0 and v["p"] >= 0.05 for v in knn.values())
     assert (knn["th"]["diff"], knn["th"]["low"], knn["th"]["high"], knn["th"]["p"]) == (1.3, -0.1, 2.7, 0.062)
     assert all(v["diff"] > 0 and v["p"] >= 0.05 for v in ir.values()) and len(ir) == 5
+    assert (min(v["diff"] for v in ir.values()), max(v["diff"] for v in ir.values())) == (0.5, 1.1)
+    assert "(`ir_acc`, +0.5 to +1.1, none with p < 0.05)" in _page()
     assert all(v["p"] < 0.05 for v in ndcg.values()) and sorted(v["diff"] for v in ndcg.values())[::4] == [1.0, 1.5]
     assert [english[x]["diff"] for x in ("de", "es", "fr")] == [-1.2, -1.0, -1.3]
     assert sorted(x for x, v in english.items() if v["p"] < 0.05) == ["de", "es"]
@@ -313,8 +354,55 @@ def test_verdict_at_twenty_pairs_ot_ties_every_headline_column_and_keeps_less_en
     cells = {col.split()[0]: v for (k, m, col), v in d.items() if k == "en_acc" and m == "ot"}
     assert all(c["diff"] < 0 for c in cells.values()) and len(cells) == 5
     assert sorted(lang for lang, c in cells.items() if c["p"] < 0.05) == ["de"]
+    assert all(v["diff"] <= 0 for v in headline)          # behind or level everywhere: "trails", not "ties"
     page = _page()
     assert "with p < 0.05 in one only (de" in page and "every p_Holm >= 0.86" in page
+    assert "OT trails `kd-mse` on every headline column in all five languages, never significantly" in page
+
+
+def test_verdict_at_100_and_all_pairs_ot_plus_kd_differs_from_kd_mse_after_holm_nowhere():
+    d = _differences("pretrained")
+    cells = {(k, col): v for (k, m, col), v in d.items() if m == "ot+kd" and v["p_holm"] is not None}
+    assert len(cells) == 12 and all(v["p_holm"] >= 0.05 for v in cells.values())
+    excluding_0 = sorted((k, col, v["diff"]) for (k, col), v in cells.items() if v["low"] > 0 or v["high"] < 0)
+    assert excluding_0 == [("late_mrr10", "th @ 100", -0.9), ("mrr10", "hi @ 100", -0.6)]
+    assert "differs from `kd-mse` after Holm in none of its 12 headline comparisons; two of its intervals" in _page()
+
+
+def test_verdict_token_cloud_cosines_and_where_ot_s_largest_deficit_sits_are_the_summaries():
+    import re
+
+    def cosines(design):
+        lines = (_results_dir() / design / "summary.md").read_text(encoding="utf-8").splitlines()
+        head = next(i for i, line in enumerate(lines) if line.startswith("| method | plan row entropy"))
+        header = [c.strip() for c in lines[head].strip("|").split("|")]
+        student = header.index("mean cosine between two tokens of a student sentence (1 = collapsed)")
+        yardstick = header.index("the same for the teacher's English sentences (the yardstick)")
+        rows = []
+        for line in lines[head + 2:]:
+            if not line.startswith("|"):
+                break
+            rows.append([c.strip() for c in line.strip("|").split("|")])
+        return {r[0]: float(r[student]) for r in rows}, {float(r[yardstick]) for r in rows}
+    (one, one_teacher), (full, full_teacher) = cosines("pretrained"), cosines("pretrained-full")
+    assert one_teacher == full_teacher == {0.852}
+    assert (one["ot"], one["ot+kd"], one["zero-shot"], one["kd-mse"]) == (0.915, 0.920, 0.853, 0.879)
+    assert (full["ot"], full["kd-mse"], full["zero-shot"]) == (0.921, 0.875, 0.859)
+    near = [c[m] for c in (one, full) for m in ("zero-shot", "kd-mse")]
+    far = [c[m] for c in (one, full) for m in ("ot", "ot+kd") if m in c]
+    page = _page()
+    assert f"sit near it ({min(near):.3f} to {max(near):.3f}), the OT students well above ({min(far):.3f} to " \
+           f"{max(far):.3f})" in page and "The teacher's own English sentences give 0.852" in page
+
+    def largest_deficit(design):
+        d = _differences(design)
+        return min(((k, col) for (k, m, col), v in d.items() if m == "ot" and v["p_holm"] is not None),
+                   key=lambda kc: d[(kc[0], "ot", kc[1])]["diff"])
+    assert largest_deficit("pretrained") == ("late_mrr10", "th @ 100")
+    assert largest_deficit("pretrained-low") == ("late_mrr10", "th @ 20")
+    assert largest_deficit("pretrained-full") == ("intent_acc", "es @ all")
+    assert re.search(r"largest point deficits sit in `pretrained` and `pretrained-low` \(Thai late interaction; in "
+                     r"`pretrained-full` the largest is Spanish intent", page)
 
 
 def test_the_default_design_with_two_seeds_has_no_difference_significant_after_holm_and_the_page_says_so():
@@ -373,6 +461,7 @@ def test_verdict_pretrained_is_not_a_replication_of_pretrained_full_at_all_pairs
     assert set(one["split_seeds"]) <= set(full["split_seeds"]) and one["seeds"] == full["seeds"]
     assert one["method_train"] == full["method_train"] and one["train"] == full["train"]
     assert "**not a replication**" in _page() and "the `pretrained` design agrees" not in _page()
+    assert "split-0 zero-shot, `kd-mse` and `ot` runs are `pretrained-full`'s own, copied" in _page()
 
 
 def test_pretrained_s_all_pairs_split_0_runs_of_the_shared_methods_are_pretrained_full_s_records():

@@ -194,6 +194,20 @@ def test_allow_partial_merges_what_is_there_and_the_summary_says_what_is_missing
     assert first.startswith(f"**Partial merge: {n_missing} of ") and "missing" in first
 
 
+def test_a_merge_of_shards_written_by_two_versions_is_refused_and_writes_nothing(tiny_data, tmp_path):
+    import json
+
+    from optical_ref.experiment.compare import merge_folders
+    a, b = _shards(tiny_data, tmp_path)
+    lines = (b / "runs.jsonl").read_text(encoding="utf-8").splitlines()
+    old = [{k: v for k, v in json.loads(line).items() if not k.startswith("ir_")} for line in lines]
+    (b / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old), encoding="utf-8")  # an earlier version's
+    with pytest.raises(ValueError, match=f"{len(old)} of 4 runs lack ir_acc.*two versions"):
+        merge_folders(tmp_path / "m", [a, b])
+    assert not (tmp_path / "m").exists()
+    assert merge_folders(tmp_path / "m", [b], allow_partial=True)["runs"]      # one version alone: merged
+
+
 def test_a_merge_of_shards_without_runs_is_one_sentence(tiny_data, tmp_path):
     from optical_ref.experiment.compare import merge_folders
     a, b = _shards(tiny_data, tmp_path)

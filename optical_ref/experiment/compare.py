@@ -86,12 +86,14 @@ def run_comparison(cfg: CompareConfig, out, progress_bars: bool = True, workers:
     import contextlib
 
     from ..config import TrainConfig
-    from .runstore import FolderLock, check_data_identity, open_run_folder, save_config
+    from .runstore import (FolderLock, check_data_identity, check_records_current, open_run_folder, read_records,
+                           save_config)
     from .stages import resolve_encoder, stage_setting, use_all_cores
 
     started = time.time()
     tcfg = TrainConfig(**cfg.train)
     out = open_run_folder(out, cfg.as_saved(), normalise=saved_as_config, create=False)
+    check_records_current(out, read_records(out, lambda _: None))   # damaged lines are reported (and redone) below
     use_all_cores()
     encoder_dir = resolve_encoder(cfg)
     first = stage_setting(cfg, cfg.split_seeds[0])           # the data checks
@@ -299,6 +301,7 @@ def merge_folders(out, folders, progress_bars=False, allow_partial: bool = False
                          f"first: {missing[0]}); give every shard, or pass --allow-partial to report what is there")
     if not records:
         raise ValueError("--merge: the folders hold no finished run; there is nothing to merge")
+    refuse_mixed_versions(records.values())
     out = Path(out)
     if (out / "runs.jsonl").is_file():
         raise ValueError(f"--merge: {out} already holds runs; choose an empty folder for the merged comparison")
@@ -377,6 +380,19 @@ def merged_records(shards) -> dict:
                          f"{'twice' if same else 'with different results'}; a comparison holds each run once: give "
                          "each shard once, and no folder holding another's runs")
     return {key: record for key, (_, record) in seen.items()}
+
+
+def refuse_mixed_versions(records) -> None:
+    """Shards written by two versions of optical-ref, one without a metric the other writes, are not merged: the
+    tables would average that metric over some runs only."""
+    from .runstore import lacking_metrics
+
+    records = [r for r in records if not r.get("failed")]
+    mixed = {k: rs for k, rs in lacking_metrics(records).items() if len(rs) < len(records)}
+    if mixed:
+        n = len({id(r) for rs in mixed.values() for r in rs})
+        raise ValueError(f"--merge: {n} of {len(records)} runs lack {', '.join(mixed)}, which the others hold (shards "
+                         "written by two versions of optical-ref); redo those shards with this version, then merge")
 
 
 def same_run(a: dict, b: dict) -> bool:

@@ -314,8 +314,9 @@ def report_view(results: dict) -> dict:
 
 
 def summary_markdown(view: dict) -> str:
-    parts = (_header_part(view) + _how_to_read_part(view) + _curve_and_failures_part(view) + _verdict_count_part(view)
-             + _metric_parts(view) + _diagnostics_part(view) + _spread_part(view) + _tokenizer_part(view))
+    parts = (_header_part(view) + _how_to_read_part(view) + _curve_and_failures_part(view)
+             + _lacking_metrics_part(view) + _verdict_count_part(view) + _metric_parts(view) + _diagnostics_part(view)
+             + _spread_part(view) + _tokenizer_part(view))
     return "\n".join(parts)
 
 
@@ -372,6 +373,21 @@ def _curve_and_failures_part(view) -> list:
         parts += [f"- {r['method']} {r['lang']} budget={r['budget']} seed={r['seed']}: {r['failed']}" for r in failed]
         parts.append("")
     return parts
+
+
+def _lacking_metrics_part(view) -> list:
+    """Runs an earlier version wrote without some metric: named, since those metrics' cells average fewer runs."""
+    from .runstore import lacking_metrics
+
+    lacking = {k: rs for k, rs in lacking_metrics(view["records"]).items() if has_metric(view["records"], k)}
+    if not lacking:
+        return []
+    runs = list({id(r): r for rs in lacking.values() for r in rs}.values())
+    named = ", ".join(f"{r['method']} {r['lang']} budget={r['budget']} seed={r['seed']} split={r['split_seed']}"
+                      for r in runs)
+    return [f"**Incomplete: {len(runs)} of {len(view['records'])} runs lack {', '.join(f'`{k}`' for k in lacking)}** "
+            f"(written by an earlier version of optical-ref): {named}. Those metrics' tables average only the runs "
+            "that hold them.", ""]
 
 
 def _verdict_count_part(view) -> list:

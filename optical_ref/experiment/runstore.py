@@ -112,6 +112,27 @@ def _metrics(record) -> dict:
     return {k: record.get(k) for k in METRIC_FIELDS}
 
 
+def lacking_metrics(records) -> dict:
+    """``{metric: [records without it]}``: scored records that lack a metric this version writes into every record
+    (as None where it does not apply), i.e. records an earlier version of optical-ref wrote."""
+    scored = [r for r in records if not r.get("failed")]
+    lacking = {k: [r for r in scored if k not in r] for k in METRIC_FIELDS}
+    return {k: rs for k, rs in lacking.items() if rs}
+
+
+def check_records_current(out, records) -> None:
+    """Refuse to add runs to a folder whose records an earlier version wrote without some metric: the tables would
+    average those metrics over some runs only. The user moves the old lines out (their runs are then redone) or
+    reports the folder as it is."""
+    lacking = lacking_metrics(records)
+    if lacking:
+        old = {id(r) for rs in lacking.values() for r in rs}
+        raise RunFolderError(
+            f"{runs_path(out)}: {len(old)} of {len(records)} runs were written by an earlier version of optical-ref "
+            f"and lack {', '.join(lacking)}; move those lines to another file so that --resume runs them again, "
+            f"or read the folder as it is with `python -m optical_ref report {out}`")
+
+
 def append_record(out, record) -> None:
     """Append one record to the folder's ``runs.jsonl`` (:func:`append_json_line`)."""
     append_json_line(Path(out) / "runs.jsonl", record)
