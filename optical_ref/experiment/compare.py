@@ -385,13 +385,12 @@ def merged_records(shards) -> dict:
 def refuse_mixed_versions(records) -> None:
     """Shards written by two versions of optical-ref, one without a metric the other writes, are not merged: the
     tables would average that metric over some runs only."""
-    from .runstore import lacking_metrics
+    from .runstore import lacking_metrics, runs_lacking
 
     records = [r for r in records if not r.get("failed")]
     mixed = {k: rs for k, rs in lacking_metrics(records).items() if len(rs) < len(records)}
     if mixed:
-        n = len({id(r) for rs in mixed.values() for r in rs})
-        raise ValueError(f"--merge: {n} of {len(records)} runs lack {', '.join(mixed)}, which the others hold (shards "
+        raise ValueError(f"--merge: {len(runs_lacking(mixed))} of {len(records)} runs lack {', '.join(mixed)}, which the others hold (shards "
                          "written by two versions of optical-ref); redo those shards with this version, then merge")
 
 

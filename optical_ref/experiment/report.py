@@ -377,12 +377,12 @@ def _curve_and_failures_part(view) -> list:
 
 def _lacking_metrics_part(view) -> list:
     """Runs an earlier version wrote without some metric: named, since those metrics' cells average fewer runs."""
-    from .runstore import lacking_metrics
+    from .runstore import lacking_metrics, runs_lacking
 
     lacking = {k: rs for k, rs in lacking_metrics(view["records"]).items() if has_metric(view["records"], k)}
     if not lacking:
         return []
-    runs = list({id(r): r for rs in lacking.values() for r in rs}.values())
+    runs = runs_lacking(lacking)
     named = ", ".join(f"{r['method']} {r['lang']} budget={r['budget']} seed={r['seed']} split={r['split_seed']}"
                       for r in runs)
     return [f"**Incomplete: {len(runs)} of {len(view['records'])} runs lack {', '.join(f'`{k}`' for k in lacking)}** "

@@ -120,15 +120,19 @@ def lacking_metrics(records) -> dict:
     return {k: rs for k, rs in lacking.items() if rs}
 
 
+def runs_lacking(lacking: dict) -> list:
+    """The distinct records named in a :func:`lacking_metrics` answer (a run lacking several metrics counts once)."""
+    return list({id(r): r for rs in lacking.values() for r in rs}.values())
+
+
 def check_records_current(out, records) -> None:
     """Refuse to add runs to a folder whose records an earlier version wrote without some metric: the tables would
     average those metrics over some runs only. The user moves the old lines out (their runs are then redone) or
     reports the folder as it is."""
     lacking = lacking_metrics(records)
     if lacking:
-        old = {id(r) for rs in lacking.values() for r in rs}
         raise RunFolderError(
-            f"{runs_path(out)}: {len(old)} of {len(records)} runs were written by an earlier version of optical-ref "
+            f"{runs_path(out)}: {len(runs_lacking(lacking))} of {len(records)} runs were written by an earlier version of optical-ref "
             f"and lack {', '.join(lacking)}; move those lines to another file so that --resume runs them again, "
             f"or read the folder as it is with `python -m optical_ref report {out}`")
 
